@@ -1,0 +1,138 @@
+"""The one frozen configuration object, with every default and the reason for it.
+
+A :class:`Config` is built once, validated when built (the message names the field and
+the offending value), and passed whole to the server, the connections and the hub.
+The CLI maps each field to a ``--flag`` and a ``RAWSSE_*`` environment variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rawsse.errors import ConfigError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+#: Loopback by default: exposing a hub is a decision, not an accident.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+#: Events kept per topic for replay on reconnect. A browser reconnects within seconds;
+#: 1000 events covers a minute at 16 events/s per topic at a few hundred KiB of memory.
+DEFAULT_HISTORY = 1000
+
+#: The largest publish body and encoded event, as Mercure's default (1 MiB).
+DEFAULT_MAX_EVENT_SIZE = 1 * MiB
+
+#: Unsent bytes a subscriber may hold in its transport's write buffer before it is
+#: dropped. Twice the largest event, so that a healthy client can receive a maximal
+#: event while the previous one is still in flight; at 10 000 clients the worst case is
+#: bounded (20 GiB only if every client stalls at once, which the slow timeout ends).
+DEFAULT_MAX_BUFFER = 2 * MiB
+
+#: Write-buffer level at which the transport calls ``pause_writing()``: the moment a
+#: client counts as "behind" and its slow timeout starts. 64 KiB is asyncio's default
+#: high-water mark; the low-water mark is a quarter of it, as in asyncio.
+DEFAULT_WRITE_HIGH_WATER = 64 * KiB
+
+#: How long a subscriber may stay paused (behind by more than the high-water mark)
+#: before it is dropped. Half of nginx's default ``send_timeout`` (60 s).
+DEFAULT_SLOW_TIMEOUT = 30.0
+
+#: Seconds between heartbeat comments on idle streams. nginx's ``proxy_read_timeout``
+#: and many load balancers close connections idle for 60 s; 15 s stays well under.
+DEFAULT_HEARTBEAT = 15.0
+
+#: Time to receive a whole request (headers and body) once its first byte arrived, and
+#: the idle time allowed before it: slow-header (slowloris) clients are cut off after it.
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+#: Idle keep-alive connections are closed after this. Longer than nginx's upstream
+#: ``keepalive_timeout`` (60 s) so that nginx, not rawsse, closes first and never sends a
+#: request on a connection rawsse is closing.
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0
+
+#: Headers larger than this are answered 431. h11's own default (16 KiB) is larger than
+#: what browsers send and smaller than what any sane client needs.
+DEFAULT_MAX_HEADER_SIZE = 16 * KiB
+
+#: Seconds from SIGTERM to exit, whatever clients do. systemd waits 90 s and Kubernetes
+#: 30 s before SIGKILL; 10 s leaves room for both.
+DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+
+#: On shutdown each stream is told to come back after a random delay in this window
+#: (milliseconds), so that a restart of a busy hub does not cause a reconnect storm.
+DEFAULT_SHUTDOWN_RETRY_WINDOW = 5000
+
+#: A subscription may name at most this many topics: each is a dictionary entry and a
+#: history merge on replay.
+DEFAULT_MAX_TOPICS = 64
+
+#: Topic names are bounded so that URLs and the history's keys stay small.
+MAX_TOPIC_LENGTH = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything that can be tuned, validated on construction.
+
+    Sizes are in bytes, times in seconds except ``retry`` and ``shutdown_retry_window``
+    (milliseconds, as the SSE ``retry:`` field).
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    history: int = DEFAULT_HISTORY
+    max_buffer: int = DEFAULT_MAX_BUFFER
+    write_high_water: int = DEFAULT_WRITE_HIGH_WATER
+    slow_timeout: float = DEFAULT_SLOW_TIMEOUT
+    heartbeat: float = DEFAULT_HEARTBEAT
+    retry: int | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    max_topics: int = DEFAULT_MAX_TOPICS
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    shutdown_retry_window: int = DEFAULT_SHUTDOWN_RETRY_WINDOW
+    publish_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port!r}")
+        _at_least("history", self.history, 0)
+        _at_least("max_event_size", self.max_event_size, 1)
+        _at_least("write_high_water", self.write_high_water, 1)
+        _at_least("max_header_size", self.max_header_size, 1 * KiB)
+        _at_least("max_topics", self.max_topics, 1)
+        _at_least("shutdown_retry_window", self.shutdown_retry_window, 0)
+        if self.max_buffer < self.write_high_water:
+            raise ConfigError(
+                f"max_buffer ({self.max_buffer}) must be at least "
+                f"write_high_water ({self.write_high_water})"
+            )
+        for name in (
+            "slow_timeout",
+            "heartbeat",
+            "request_timeout",
+            "keepalive_timeout",
+            "shutdown_timeout",
+        ):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+        if self.retry is not None:
+            _at_least("retry", self.retry, 0)
+        if self.publish_key is not None and not self.publish_key:
+            raise ConfigError("publish_key must not be empty (use None for no key)")
+
+    def replace(self, **changes: object) -> Config:
+        """Return a copy with ``changes`` applied, validated again."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _at_least(name: str, value: int, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")

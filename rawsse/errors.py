@@ -1,0 +1,53 @@
+"""The exception tree of rawsse.
+
+::
+
+    RawSSEError                 base of everything rawsse raises on purpose
+    ├── InvalidEvent            a field the caller gave cannot be sent as SSE (API misuse,
+    │                           or a publisher's bad input once HTTP maps it to 400)
+    ├── ConfigError             a Config value out of range; the message names the field
+    └── RequestError            the client's fault; carries the HTTP status to answer with
+        └── PayloadTooLarge     a body or event over ``max_event_size`` (413)
+
+``InvalidEvent`` and ``ConfigError`` are also ``ValueError`` so that code written against
+plain Python conventions catches them.
+"""
+
+from __future__ import annotations
+
+
+class RawSSEError(Exception):
+    """Base class of every error rawsse raises on purpose."""
+
+
+class InvalidEvent(RawSSEError, ValueError):
+    """An event field cannot be encoded without breaking the SSE framing.
+
+    Raised for ids and event names containing CR, LF or NUL (field injection), negative
+    ``retry`` values, empty topic lists and text that is not encodable as UTF-8.
+    """
+
+
+class ConfigError(RawSSEError, ValueError):
+    """A configuration value is out of its allowed range."""
+
+
+class RequestError(RawSSEError):
+    """A request the server refuses; ``status`` is the HTTP status to answer with.
+
+    Args:
+        reason: a short, human-readable reason sent as the response body.
+        status: the HTTP status code (4xx).
+    """
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class PayloadTooLarge(RequestError):
+    """A request body or an event over the configured ``max_event_size``."""
+
+    def __init__(self, reason: str = "payload too large") -> None:
+        super().__init__(reason, 413)

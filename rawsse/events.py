@@ -1,0 +1,122 @@
+"""Sans-IO encoding of Server-Sent Events: bytes in, bytes out, no asyncio, no sockets.
+
+The format follows the WHATWG HTML Living Standard, section "Server-sent events"
+(9.2.6, "Interpreting an event stream"). Every function here returns final ``bytes``
+so that the hub can encode an event once and write the very same object to every
+subscriber.
+
+Field injection is impossible by construction: ``data`` is split into one ``data:`` line
+per line of text (on CR, LF and CRLF, the three line endings the parser recognises), and
+``id`` / ``event`` values containing CR, LF or NUL are refused with :class:`InvalidEvent`,
+because the parser would read them as the start of a new field (CR, LF) or ignore the id
+(NUL).
+"""
+
+from __future__ import annotations
+
+from rawsse.errors import InvalidEvent
+
+__all__ = [
+    "HEARTBEAT",
+    "CHUNKED_END",
+    "encode_event",
+    "encode_comment",
+    "encode_retry",
+    "chunk",
+    "check_field",
+]
+
+#: A comment line and a blank line. Comments are ignored by every parser; they keep
+#: idle connections from being closed by proxies and let us notice dead peers.
+HEARTBEAT = b":\n\n"
+
+#: The terminating chunk of a chunked HTTP/1.1 body (RFC 9112, section 7.1).
+CHUNKED_END = b"0\r\n\r\n"
+
+_FORBIDDEN_IN_FIELD = ("\r", "\n", "\0")
+
+
+def check_field(name: str, value: str) -> str:
+    """Return ``value`` if it can be sent as the ``id`` or ``event`` field.
+
+    Raises:
+        InvalidEvent: ``value`` contains CR, LF or NUL.
+    """
+    for char in _FORBIDDEN_IN_FIELD:
+        if char in value:
+            raise InvalidEvent(f"{name} must not contain CR, LF or NUL: {value!r}")
+    return value
+
+
+def _utf8(what: str, text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidEvent(f"{what} is not encodable as UTF-8: {exc.reason}") from None
+
+
+def encode_event(
+    data: str,
+    *,
+    event: str | None = None,
+    id: str | None = None,
+    retry: int | None = None,
+) -> bytes:
+    """Encode one event as the bytes a client receives, ending with the blank line.
+
+    Args:
+        data: the event's data; any text. Each line becomes one ``data:`` field, so a
+            conforming parser hands back exactly ``data`` with CRLF and CR normalised
+            to LF.
+        event: the event type (``event:`` field); ``None`` leaves it out, so the browser
+            dispatches a ``message`` event.
+        id: the event id (``id:`` field); ``None`` leaves it out. An empty string is
+            sent as is (it resets the client's last event id).
+        retry: reconnection time in milliseconds (``retry:`` field), a non-negative int.
+
+    Returns:
+        The encoded event.
+
+    Raises:
+        InvalidEvent: ``id`` or ``event`` contains CR, LF or NUL, ``retry`` is negative,
+            or text is not encodable as UTF-8.
+    """
+    parts: list[str] = []
+    if event is not None:
+        parts.append("event: " + check_field("event", event) + "\n")
+    if id is not None:
+        parts.append("id: " + check_field("id", id) + "\n")
+    if retry is not None:
+        parts.append(_retry_line(retry))
+    # One "data:" line per line of text. The single space after the colon is stripped
+    # by the parser, so a line that starts with a space keeps it.
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    parts.append("data: " + data.replace("\n", "\ndata: ") + "\n\n")
+    return _utf8("event", "".join(parts))
+
+
+def _retry_line(retry: int) -> str:
+    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
+        raise InvalidEvent(f"retry must be a non-negative integer of milliseconds: {retry!r}")
+    return f"retry: {retry}\n"
+
+
+def encode_retry(retry: int) -> bytes:
+    """Encode a lone ``retry:`` field: it sets the reconnection time, dispatches nothing."""
+    return (_retry_line(retry) + "\n").encode("ascii")
+
+
+def encode_comment(text: str) -> bytes:
+    """Encode a comment (one ``:`` line per line of ``text``); parsers ignore it."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _utf8("comment", ":" + text.replace("\n", "\n:") + "\n\n")
+
+
+def chunk(payload: bytes) -> bytes:
+    """Frame ``payload`` as one HTTP/1.1 chunk (RFC 9112, section 7.1).
+
+    Never called with empty bytes: a zero-length chunk would end the body.
+    """
+    return b"%x\r\n%b\r\n" % (len(payload), payload)

@@ -1,0 +1,235 @@
+"""Sans-IO request interpretation: targets, topics, publish bodies, credentials.
+
+Nothing here touches a socket or asyncio; every function takes bytes or strings from an
+h11 event and returns plain values or raises :class:`RequestError` with the status to
+answer (400, 413, 415). The protocol module calls these and turns errors into responses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote
+
+from rawsse.config import MAX_TOPIC_LENGTH
+from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
+from rawsse.events import check_field
+
+__all__ = [
+    "Query",
+    "PublishRequest",
+    "parse_target",
+    "parse_topics",
+    "parse_publish",
+    "bearer_token",
+    "header_value",
+    "SSE_HEADERS",
+]
+
+Query = dict[str, list[str]]
+
+#: Headers of every event-stream response. ``no-cache`` keeps proxies and browsers from
+#: storing the stream; ``X-Accel-Buffering: no`` tells nginx not to buffer it.
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+#: Longest query string accepted; a URL over this is a mistake or an attack.
+MAX_QUERY_LENGTH = 8192
+
+
+def _text(what: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(f"{what} is not valid UTF-8") from None
+
+
+def parse_target(target: bytes) -> tuple[str, Query]:
+    """Split a request target into its decoded path and query parameters.
+
+    Raises:
+        RequestError: 400 when the target is not origin-form, the query string is
+            too long, or either part is not valid UTF-8.
+    """
+    path, _, query = target.partition(b"?")
+    if not path.startswith(b"/"):
+        raise RequestError("request target must start with /")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise RequestError("query string too long", 414)
+    path_text = _text("path", path)
+    try:
+        decoded_path = unquote(path_text, errors="strict")
+        params = parse_qs(_text("query", query), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise RequestError("query string is not valid UTF-8") from None
+    return decoded_path, params
+
+
+def parse_topics(values: Iterable[str], max_topics: int) -> tuple[str, ...]:
+    """Validate topic names; return them deduplicated, in first-seen order.
+
+    A topic is 1 to 256 characters with no control characters: topics travel in URLs,
+    logs and metric labels, never in the stream itself.
+
+    Raises:
+        RequestError: 400 for no topic, too many, or a malformed one.
+    """
+    topics = tuple(dict.fromkeys(values))
+    if not topics:
+        raise RequestError("at least one topic is required")
+    if len(topics) > max_topics:
+        raise RequestError(f"at most {max_topics} topics are allowed")
+    for topic in topics:
+        if not topic or len(topic) > MAX_TOPIC_LENGTH:
+            raise RequestError(f"a topic must be 1 to {MAX_TOPIC_LENGTH} characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in topic):
+            raise RequestError("a topic must not contain control characters")
+    return topics
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """A publish, whatever form it came in."""
+
+    topics: tuple[str, ...]
+    data: str
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+
+
+def header_value(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The value of the first header called ``name`` (lower-case, as h11 gives them)."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def bearer_token(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or ``None``."""
+    value = header_value(headers, b"authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None
+    return token.strip().decode("latin-1")
+
+
+def _one(params: Query, name: str) -> str | None:
+    values = params.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise RequestError(f"{name} given more than once")
+    return values[0]
+
+
+def _retry(raw: object) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        value = int(raw)
+    else:
+        raise RequestError("retry must be a non-negative integer of milliseconds")
+    if value < 0:
+        raise RequestError("retry must be a non-negative integer of milliseconds")
+    return value
+
+
+def _optional_field(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"{name} must be a string")
+    try:
+        return check_field(name, value)
+    except InvalidEvent as exc:
+        raise RequestError(str(exc)) from None
+
+
+def _build(
+    topics: Iterable[str], data: str, event: object, id: object, retry: object, max_topics: int
+) -> PublishRequest:
+    return PublishRequest(
+        topics=parse_topics(topics, max_topics),
+        data=data,
+        event=_optional_field("event", event),
+        id=_optional_field("id", id),
+        retry=_retry(retry),
+    )
+
+
+def parse_publish(
+    content_type: bytes | None,
+    body: bytes,
+    query: Query,
+    *,
+    max_event_size: int,
+    max_topics: int,
+) -> PublishRequest:
+    """Interpret a ``POST /publish`` in one of its three forms.
+
+    1. ``topic`` in the query string: the raw body is the data; ``event``, ``id`` and
+       ``retry`` come from the query string too. This wins over the content type, since
+       ``curl --data-binary`` labels any body as a form.
+    2. ``Content-Type: application/json``: an object with ``topic`` (string or list),
+       ``data`` (string), and optional ``event``, ``id``, ``retry``.
+    3. Otherwise an ``application/x-www-form-urlencoded`` form with the same fields,
+       ``topic`` repeatable.
+
+    Raises:
+        PayloadTooLarge: the body is over ``max_event_size``.
+        RequestError: 400 for missing or malformed fields, 415 for another content type.
+    """
+    if len(body) > max_event_size:
+        raise PayloadTooLarge(f"body over the {max_event_size}-byte limit")
+    if "topic" in query:
+        return _build(
+            query["topic"],
+            _text("body", body),
+            _one(query, "event"),
+            _one(query, "id"),
+            _one(query, "retry"),
+            max_topics,
+        )
+    mime = (content_type or b"").split(b";")[0].strip().lower()
+    if mime == b"application/json":
+        try:
+            obj = json.loads(_text("body", body))
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"invalid JSON: {exc.msg}") from None
+        if not isinstance(obj, dict):
+            raise RequestError("JSON body must be an object")
+        topics = obj.get("topic")
+        if isinstance(topics, str):
+            topics = [topics]
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise RequestError("topic must be a string or a list of strings")
+        data = obj.get("data", "")
+        if not isinstance(data, str):
+            raise RequestError("data must be a string")
+        return _build(topics, data, obj.get("event"), obj.get("id"), obj.get("retry"), max_topics)
+    if mime in (b"application/x-www-form-urlencoded", b""):
+        try:
+            form = parse_qs(_text("body", body), keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise RequestError("form is not valid UTF-8") from None
+        return _build(
+            form.get("topic", []),
+            _one(form, "data") or "",
+            _one(form, "event"),
+            _one(form, "id"),
+            _one(form, "retry"),
+            max_topics,
+        )
+    raise RequestError(
+        "unsupported content type: use a form, JSON, or ?topic= with a raw body", 415
+    )

@@ -1,0 +1,319 @@
+"""The hub: topics, publish, per-iteration batching, fan-out and replay.
+
+Publishing encodes an event once (in the backend) and appends its record to the pending
+list of each of its topics that has subscribers; one flush is scheduled per loop
+iteration. The flush works per *group*: subscribers that read exactly the same set of
+topics share a group, so a group's payload (its topics' pending events, each once, in
+order) is joined once and the same bytes are written to every member, in one
+``transport.write`` per subscriber per iteration, with no ``await`` and no allocation per
+subscriber. Grouping is also what delivers an event published to several topics only
+once to a subscriber that reads more than one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+
+from rawsse.backends.memory import MemoryBackend, Record
+from rawsse.config import Config
+from rawsse.errors import InvalidEvent, PayloadTooLarge
+from rawsse.events import HEARTBEAT, chunk
+from rawsse.http import parse_topics
+from rawsse.metrics import Metrics
+from rawsse.subscriber import Subscriber
+
+__all__ = ["Hub", "Group", "Topic"]
+
+logger = logging.getLogger("rawsse.hub")
+
+_CHUNKED_HEARTBEAT = chunk(HEARTBEAT)
+
+
+class Topic:
+    """A topic with subscribers: the groups reading it and its events pending flush."""
+
+    __slots__ = ("name", "groups", "pending")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.groups: set[Group] = set()
+        self.pending: list[Record] = []
+
+
+class Group:
+    """Subscribers reading the same set of topics; they receive identical bytes."""
+
+    __slots__ = ("key", "topics", "plain", "chunked", "wrote_at_tick")
+
+    def __init__(self, key: frozenset[str], topics: tuple[Topic, ...]) -> None:
+        self.key = key
+        self.topics = topics
+        self.plain: set[Subscriber] = set()
+        self.chunked: set[Subscriber] = set()
+        self.wrote_at_tick = -1
+
+    def __len__(self) -> int:
+        return len(self.plain) + len(self.chunked)
+
+
+class Hub:
+    """Publish events and fan them out to subscribers.
+
+    A hub belongs to one event loop: call :meth:`publish` from code running in it (use
+    :class:`rawsse.ServerThread` to publish from other threads).
+
+    Args:
+        config: limits (``history``, ``max_buffer``, ``max_event_size``); defaults when
+            omitted.
+        backend: where ids and history come from; a :class:`MemoryBackend` by default.
+    """
+
+    def __init__(
+        self, config: Config | None = None, *, backend: MemoryBackend | None = None
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self.backend = backend if backend is not None else MemoryBackend(self.config.history)
+        self.max_buffer = self.config.max_buffer
+        self.metrics = Metrics()
+        self.paused: set[Subscriber] = set()
+        self._topics: dict[str, Topic] = {}
+        self._groups: dict[frozenset[str], Group] = {}
+        self._dirty: list[Topic] = []
+        self._flush_scheduled = False
+        self._flushing = False
+        self._unsubscribe_later: list[Subscriber] = []
+        self._tick = 0
+
+    # -- publishing -------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str | Sequence[str],
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> str:
+        """Publish one event to one topic or several; return its id.
+
+        The event is encoded once and stored in the history at once; subscribers
+        receive it when the loop next runs its callbacks, batched with whatever else
+        was published in this iteration. Never blocks, never awaits.
+
+        Args:
+            topic: a topic name or a sequence of them; a subscriber reading several of
+                them receives the event once.
+            data: the event's data, any text (lines become ``data:`` fields).
+            event: the event type; ``None`` for the default ``message``.
+            id: an id of the publisher's choosing, unique within the history; by
+                default the hub assigns ``EPOCH-SEQ``.
+            retry: a reconnection time in milliseconds to send with the event.
+
+        Returns:
+            The event's id.
+
+        Raises:
+            InvalidEvent: a malformed topic, ``id`` or ``event`` (CR, LF or NUL), a
+                duplicate or reserved ``id``, or a negative ``retry``.
+            PayloadTooLarge: the encoded event is over ``max_event_size``.
+        """
+        topics = self._topic_names(topic)
+        if not isinstance(data, str):
+            raise InvalidEvent(f"data must be str, not {type(data).__name__}")
+        if len(data) > self.config.max_event_size:
+            raise PayloadTooLarge(f"event over the {self.config.max_event_size}-byte limit")
+        record = self.backend.append(
+            topics, data, event=event, id=id, retry=retry, max_size=self.config.max_event_size
+        )
+        self.metrics.events_published += 1
+        self.dispatch(record)
+        return record.id
+
+    def _topic_names(self, topic: str | Sequence[str]) -> tuple[str, ...]:
+        names = (topic,) if isinstance(topic, str) else tuple(topic)
+        try:
+            return parse_topics(names, self.config.max_topics)
+        except Exception as exc:
+            raise InvalidEvent(str(exc)) from None
+
+    def dispatch(self, record: Record) -> None:
+        """Queue ``record`` for the subscribers of its topics, flushed once per iteration."""
+        queued = False
+        for name in record.topics:
+            topic = self._topics.get(name)
+            if topic is None:
+                continue
+            if not topic.pending:
+                self._dirty.append(topic)
+            topic.pending.append(record)
+            queued = True
+        if queued and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        if not dirty:
+            return
+        groups: set[Group] = set()
+        for topic in dirty:
+            groups.update(topic.groups)
+        metrics = self.metrics
+        tick = self._tick
+        with self._deferring_unsubscribe():
+            for group in groups:
+                records = _pending_of(group)
+                if len(records) == 1:
+                    payload = records[0].frame
+                else:
+                    payload = b"".join([record.frame for record in records])
+                group.wrote_at_tick = tick
+                members = len(group)
+                metrics.deliveries += len(records) * members
+                metrics.bytes_sent += len(payload) * members
+                if group.plain:
+                    for subscriber in group.plain:
+                        subscriber.send(payload)
+                if group.chunked:
+                    framed = chunk(payload)
+                    for subscriber in group.chunked:
+                        subscriber.send(framed)
+            for topic in dirty:
+                topic.pending.clear()
+
+    @contextlib.contextmanager
+    def _deferring_unsubscribe(self) -> Iterator[None]:
+        # While iterating over groups, a write may end a connection; its removal from
+        # the group must wait until the iteration is over.
+        self._flushing = True
+        try:
+            yield
+        finally:
+            self._flushing = False
+            if self._unsubscribe_later:
+                later, self._unsubscribe_later = self._unsubscribe_later, []
+                for subscriber in later:
+                    self.unsubscribe(subscriber)
+
+    # -- subscribing ------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber, last_event_id: str | None = None) -> bytes:
+        """Add ``subscriber`` to its topics and return what it missed, encoded.
+
+        The returned bytes (a lost notice and replayed events, or ``b""``) must be
+        written before anything else; the subscriber is live from now on. Events of this
+        iteration not yet flushed are flushed first, so that the seam between replay and
+        live stream has neither a duplicate nor a hole.
+        """
+        if self._dirty:
+            self._flush()
+        replay = self.backend.replay(subscriber.topics, last_event_id)
+        key = frozenset(subscriber.topics)
+        group = self._groups.get(key)
+        if group is None:
+            topics = tuple(self._topic(name) for name in subscriber.topics)
+            group = self._groups[key] = Group(key, topics)
+            for topic in topics:
+                topic.groups.add(group)
+        (group.chunked if subscriber.chunked else group.plain).add(subscriber)
+        subscriber.group = group
+        parts = [record.frame for record in replay.records]
+        if replay.lost is not None:
+            parts.insert(0, replay.lost)
+        return b"".join(parts)
+
+    def _topic(self, name: str) -> Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = Topic(name)
+        return topic
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Remove ``subscriber`` from its group; idempotent. Safe to call at any time,
+        even from a write made during a flush (the removal then waits for its end)."""
+        group = subscriber.group
+        if group is None:
+            return
+        if self._flushing:
+            self._unsubscribe_later.append(subscriber)
+            return
+        subscriber.group = None
+        self.paused.discard(subscriber)
+        (group.chunked if subscriber.chunked else group.plain).discard(subscriber)
+        if len(group) == 0:
+            del self._groups[group.key]
+            for topic in group.topics:
+                topic.groups.discard(group)
+                if not topic.groups:
+                    del self._topics[topic.name]
+                    if topic.pending:
+                        self._dirty.remove(topic)
+                        topic.pending.clear()
+
+    def count_disconnect(self, reason: str) -> None:
+        """Count one ended stream under ``reason``."""
+        self.metrics.disconnects[reason] = self.metrics.disconnects.get(reason, 0) + 1
+
+    # -- housekeeping, driven by the server's timers ----------------------------
+
+    def heartbeat(self) -> int:
+        """Write a heartbeat comment to every stream that received nothing since the
+        previous call; return how many streams got one."""
+        tick = self._tick
+        self._tick = tick + 1
+        sent = 0
+        with self._deferring_unsubscribe():
+            for group in self._groups.values():
+                if group.wrote_at_tick >= tick:
+                    continue
+                for subscriber in group.plain:
+                    subscriber.send(HEARTBEAT)
+                for subscriber in group.chunked:
+                    subscriber.send(_CHUNKED_HEARTBEAT)
+                sent += len(group)
+        return sent
+
+    def drop_stalled(self, now: float) -> int:
+        """Drop subscribers paused for longer than ``slow_timeout``; return how many."""
+        deadline = now - self.config.slow_timeout
+        stalled = [
+            s for s in self.paused if s.paused_since is not None and s.paused_since <= deadline
+        ]
+        with self._deferring_unsubscribe():
+            for subscriber in stalled:
+                subscriber.drop("slow_timeout")
+        return len(stalled)
+
+    def subscribers(self) -> Iterable[Subscriber]:
+        """Every subscribed stream (a snapshot, safe to iterate while dropping)."""
+        result: list[Subscriber] = []
+        for group in self._groups.values():
+            result.extend(group.plain)
+            result.extend(group.chunked)
+        return result
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many streams are subscribed."""
+        return sum(len(group) for group in self._groups.values())
+
+    @property
+    def topic_count(self) -> int:
+        """How many topics have subscribers."""
+        return len(self._topics)
+
+
+def _pending_of(group: Group) -> list[Record]:
+    """The group's events of this iteration, each once, in publish order."""
+    if len(group.topics) == 1:
+        return group.topics[0].pending
+    seen: dict[int, Record] = {}
+    for topic in group.topics:
+        for record in topic.pending:
+            seen[record.seq] = record
+    return [seen[seq] for seq in sorted(seen)]

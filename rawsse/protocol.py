@@ -1,0 +1,571 @@
+"""The HTTP/1.1 connection: an ``asyncio.Protocol`` driving h11 until a stream starts.
+
+h11 owns the handshake: it parses every request, enforces HTTP/1.1's framing rules and
+writes every response head, including that of an event stream, so that keep-alive,
+pipelining, HEAD, ``Expect: 100-continue``, HTTP/1.0 and malformed input follow RFC 9112.
+
+The event-stream body deliberately takes a fast path around h11. Once the head is sent
+the h11 connection is dropped, and the hub writes pre-encoded bytes (the same object to
+every subscriber: plain for HTTP/1.0's close-delimited body, one chunk for HTTP/1.1's
+chunked body) straight to the transport. Letting h11 frame each event would mean one
+``Data`` event, one framing and one copy per subscriber per event. What h11 would have
+guaranteed we keep ourselves: a chunk is never empty (an empty chunk ends the body) and
+the stream ends with the terminating chunk. Do not "fix" this by sending events through
+h11.
+
+A connection is in exactly one :class:`ConnState`; ``_set_state`` is the only place it
+changes. Errors from h11 are caught in one place, ``_process``; any other exception in a
+callback is logged with its traceback and aborts only this connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hmac
+import logging
+import random
+import socket
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from typing import TYPE_CHECKING, cast
+
+import h11
+
+from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
+from rawsse.events import chunk, encode_retry
+from rawsse.http import (
+    SSE_HEADERS,
+    bearer_token,
+    header_value,
+    parse_publish,
+    parse_target,
+    parse_topics,
+)
+from rawsse.subscriber import Subscriber
+
+if TYPE_CHECKING:
+    from rawsse.config import Config
+    from rawsse.hub import Hub
+
+__all__ = ["ConnState", "HttpConnection", "ServerState"]
+
+logger = logging.getLogger("rawsse.server")
+access_logger = logging.getLogger("rawsse.access")
+
+_TEXT = b"text/plain; charset=utf-8"
+
+#: Methods each path answers; anything else on a known path is 405 with ``Allow``.
+ROUTES: dict[str, tuple[bytes, ...]] = {
+    "/events": (b"GET", b"HEAD"),
+    "/publish": (b"POST",),
+    "/healthz": (b"GET", b"HEAD"),
+    "/metrics": (b"GET", b"HEAD"),
+    "/": (b"GET", b"HEAD"),
+}
+
+
+class ConnState(enum.Enum):
+    """Where a connection is in its life."""
+
+    IDLE = "idle"  #: waiting for a request (new, or kept alive after a response)
+    REQUEST = "request"  #: a request's head or body is arriving
+    STREAMING = "streaming"  #: an event stream; h11 has been let go
+    CLOSING = "closing"  #: we asked the transport to close or aborted it
+    CLOSED = "closed"  #: connection_lost was called
+
+
+class ServerState:
+    """What every connection of one server shares: configuration, hub, the registry
+    of open connections and whether the server is draining for shutdown."""
+
+    def __init__(self, config: Config, hub: Hub, demo_page: bytes | None) -> None:
+        self.config = config
+        self.hub = hub
+        self.demo_page = demo_page
+        self.connections: set[HttpConnection] = set()
+        self.draining = False
+        self.on_idle: Callable[[], None] | None = None
+
+    def metrics_count(self, endpoint: str, status: int) -> None:
+        """Count one answered request."""
+        self.hub.metrics.count_request(endpoint, status)
+
+    def forget(self, connection: HttpConnection) -> None:
+        """Unregister a closed connection; tell the server when the last one is gone."""
+        self.connections.discard(connection)
+        if not self.connections and self.on_idle is not None:
+            self.on_idle()
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: h11 request cycles, then possibly an event stream."""
+
+    __slots__ = (
+        "_server",
+        "_loop",
+        "_transport",
+        "_h11",
+        "_state",
+        "_request",
+        "_body",
+        "_body_size",
+        "_deadline",
+        "_timer",
+        "_timer_at",
+        "_write_paused",
+        "peer",
+        "subscriber",
+    )
+
+    def __init__(self, server: ServerState) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._h11: h11.Connection | None = None
+        self._state = ConnState.IDLE
+        self._request: h11.Request | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._write_paused = False
+        self.peer = ""
+        self.subscriber: Subscriber | None = None
+
+    @property
+    def state(self) -> ConnState:
+        """The connection's current state."""
+        return self._state
+
+    def _set_state(self, state: ConnState) -> None:
+        self._state = state
+        if state is ConnState.IDLE:
+            self._set_deadline(self._server.config.keepalive_timeout)
+        elif state is ConnState.REQUEST:
+            self._set_deadline(self._server.config.request_timeout)
+        else:
+            self._deadline = None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    # -- asyncio callbacks ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but implement it.
+        transport = cast(asyncio.Transport, transport)
+        self._transport = transport
+        config = self._server.config
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Events are small and latency-bound: never wait for Nagle's timer.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
+        transport.set_write_buffer_limits(
+            high=config.write_high_water, low=config.write_high_water // 4
+        )
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_header_size)
+        self._server.connections.add(self)
+        # A new connection gets the request timeout, not the keep-alive one: a client
+        # that connects and says nothing is a slowloris until proven otherwise.
+        self._state = ConnState.IDLE
+        self._set_deadline(config.request_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state is not ConnState.IDLE and self._state is not ConnState.REQUEST:
+            # A stream's client has nothing more to say; what it sends is discarded
+            # unread rather than buffered.
+            return
+        try:
+            if self._state is ConnState.IDLE:
+                self._set_state(ConnState.REQUEST)
+            assert self._h11 is not None
+            self._h11.receive_data(data)
+            self._process()
+        except Exception:
+            self._crash()
+
+    def eof_received(self) -> bool | None:
+        if self._h11 is not None and self._state is ConnState.REQUEST:
+            try:
+                self._h11.receive_data(b"")
+                self._process()
+            except Exception:
+                self._crash()
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._set_state(ConnState.CLOSED)
+        self._h11 = None
+        subscriber = self.subscriber
+        if subscriber is not None:
+            self.subscriber = None
+            hub = self._server.hub
+            hub.unsubscribe(subscriber)
+            reason = subscriber.close_reason or "client_closed"
+            hub.count_disconnect(reason)
+            access_logger.info(
+                "%s stream closed topics=%s reason=%s",
+                self.peer,
+                ",".join(subscriber.topics),
+                reason,
+            )
+        self._server.forget(self)
+
+    def pause_writing(self) -> None:
+        if self.subscriber is not None:
+            self.subscriber.pause(self._loop.time())
+        else:
+            # An ordinary client not reading its responses: stop reading its requests.
+            self._write_paused = True
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.subscriber is not None:
+            self.subscriber.resume()
+        elif self._write_paused:
+            self._write_paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+
+    # -- request cycle ------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle every complete h11 event in the buffer (pipelined requests too)."""
+        while self._h11 is not None and self._state is ConnState.REQUEST:
+            conn = self._h11
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._answer_error(exc.error_status_hint, str(exc))
+                return
+            if event is h11.NEED_DATA:
+                if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
+                    self._set_state(ConnState.IDLE)
+                return
+            if event is h11.PAUSED:
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                    self._set_deadline(self._server.config.request_timeout)
+                    continue
+                return
+            if isinstance(event, h11.Request):
+                self._on_request(event)
+            elif isinstance(event, h11.Data):
+                self._on_body(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._on_end_of_message()
+            elif isinstance(event, h11.ConnectionClosed):
+                self._close()
+
+    def _on_request(self, request: h11.Request) -> None:
+        self._request = request
+        self._body = []
+        self._body_size = 0
+        path, query = parse_target_or_none(request.target)
+        if path == "/events" and request.method in (b"GET", b"HEAD") and query is not None:
+            self._on_events(request, query)
+            return
+        length = header_value(request.headers, b"content-length")
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self._server.config.max_event_size
+        ):
+            self._answer(413, b"payload too large\n", close=True)
+            return
+        assert self._h11 is not None
+        if self._h11.they_are_waiting_for_100_continue:
+            self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[])))
+
+    def _on_body(self, data: bytes) -> None:
+        self._body_size += len(data)
+        if self._body_size > self._server.config.max_event_size:
+            self._answer(413, b"payload too large\n", close=True)
+            return
+        self._body.append(data)
+
+    def _on_end_of_message(self) -> None:
+        request = self._request
+        if request is None:
+            return
+        try:
+            status, body, content_type, headers = self._route(request, b"".join(self._body))
+        except RequestError as exc:
+            status, body, content_type, headers = (
+                exc.status,
+                (exc.reason + "\n").encode(),
+                _TEXT,
+                [],
+            )
+        self._body = []
+        self._answer(status, body, content_type=content_type, headers=headers)
+
+    def _route(
+        self, request: h11.Request, body: bytes
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        path, query = parse_target(request.target)
+        allowed = ROUTES.get(path)
+        if allowed is None or (path == "/" and self._server.demo_page is None):
+            raise RequestError("not found", 404)
+        if request.method not in allowed:
+            return 405, b"method not allowed\n", _TEXT, [(b"allow", b", ".join(allowed))]
+        server = self._server
+        if path == "/publish":
+            return self._publish(request, body, query)
+        if path == "/healthz":
+            if server.draining:
+                return 503, b"draining\n", _TEXT, []
+            return 200, b"ok\n", _TEXT, []
+        if path == "/metrics":
+            hub = server.hub
+            exposition = hub.metrics.exposition(
+                clients=hub.subscriber_count, paused=len(hub.paused), topics=hub.topic_count
+            )
+            return 200, exposition, b"text/plain; version=0.0.4; charset=utf-8", []
+        assert server.demo_page is not None
+        return 200, server.demo_page, b"text/html; charset=utf-8", []
+
+    def _publish(
+        self, request: h11.Request, body: bytes, query: dict[str, list[str]]
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        config = self._server.config
+        if self._server.draining:
+            raise RequestError("shutting down", 503)
+        if config.publish_key is None:
+            raise RequestError(
+                "publishing over HTTP is disabled: no publish key is configured", 403
+            )
+        token = bearer_token(request.headers)
+        if token is None or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), config.publish_key.encode("utf-8")
+        ):
+            return 401, b"missing or wrong publish key\n", _TEXT, [(b"www-authenticate", b"Bearer")]
+        publish = parse_publish(
+            header_value(request.headers, b"content-type"),
+            body,
+            query,
+            max_event_size=config.max_event_size,
+            max_topics=config.max_topics,
+        )
+        try:
+            event_id = self._server.hub.publish(
+                publish.topics,
+                publish.data,
+                event=publish.event,
+                id=publish.id,
+                retry=publish.retry,
+            )
+        except PayloadTooLarge:
+            raise
+        except InvalidEvent as exc:
+            raise RequestError(str(exc)) from None
+        return 200, (event_id + "\n").encode("utf-8"), _TEXT, []
+
+    # -- event streams --------------------------------------------------------------------
+
+    def _on_events(self, request: h11.Request, query: dict[str, list[str]]) -> None:
+        server = self._server
+        config = server.config
+        try:
+            topics = parse_topics(query.get("topic", []), config.max_topics)
+        except RequestError as exc:
+            self._answer(exc.status, (exc.reason + "\n").encode())
+            return
+        if server.draining:
+            self._answer(503, b"shutting down\n", close=True)
+            return
+        if request.method == b"HEAD":
+            self._answer(200, b"", content_type=None, headers=SSE_HEADERS)
+            return
+        raw_id = header_value(request.headers, b"last-event-id")
+        last_event_id = (
+            raw_id.decode("utf-8", "replace")
+            if raw_id is not None
+            else _first(query.get("lastEventID"))
+        )
+        conn = self._h11
+        transport = self._transport
+        assert conn is not None and transport is not None
+        # h11 chooses the framing: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+        chunked = conn.their_http_version != b"1.0"
+        head = conn.send(h11.Response(status_code=200, headers=SSE_HEADERS, reason=b"OK"))
+        assert head is not None
+        subscriber = Subscriber(transport, server.hub, topics, chunked=chunked, peer=self.peer)
+        self.subscriber = subscriber
+        self._h11 = None  # h11's part is over: the body takes the fast path
+        self._request = None
+        self._set_state(ConnState.STREAMING)
+        server.metrics_count("/events", 200)
+        first = server.hub.subscribe(subscriber, last_event_id)
+        if config.retry is not None:
+            first = encode_retry(config.retry) + first
+        if first and chunked:
+            first = chunk(first)
+        if self._write_paused:
+            self._write_paused = False
+            transport.resume_reading()
+            subscriber.pause(self._loop.time())
+        access_logger.info(
+            '%s "GET %s HTTP/%s" 200 stream',
+            self.peer,
+            request.target.decode("latin-1"),
+            conn.their_http_version.decode() if conn.their_http_version else "1.1",
+        )
+        transport.write(head + first)
+
+    def finish_stream(self, window_ms: int) -> None:
+        """End the stream for shutdown: tell the client when to come back (a random
+        delay within ``window_ms``, so clients do not all return at once) and close."""
+        subscriber = self.subscriber
+        if subscriber is None:
+            return
+        hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
+        subscriber.finish(hint, "shutdown")
+        self._set_state(ConnState.CLOSING)
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _answer(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: bytes | None = _TEXT,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        close: bool = False,
+    ) -> None:
+        """Send a complete response; close or get ready for the next request."""
+        conn = self._h11
+        request = self._request
+        if conn is None or conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            self._close()
+            return
+        all_headers = list(headers)
+        if content_type is not None:
+            # content_type=None is the head of a HEAD /events: framing left to h11.
+            all_headers.append((b"content-type", content_type))
+            all_headers.append((b"content-length", str(len(body)).encode()))
+        close = close or self._server.draining or conn.their_state is h11.ERROR
+        if close:
+            all_headers.append((b"connection", b"close"))
+        parts = [
+            conn.send(h11.Response(status_code=status, headers=all_headers, reason=_reason(status)))
+        ]
+        if body and (request is None or request.method != b"HEAD"):
+            parts.append(conn.send(h11.Data(data=body)))
+        parts.append(conn.send(h11.EndOfMessage()))
+        self._write(b"".join(p for p in parts if p))
+        path = _path_of(request)
+        self._server.metrics_count(path, status)
+        access_logger.info(
+            '%s "%s %s" %d',
+            self.peer,
+            request.method.decode("latin-1") if request is not None else "-",
+            request.target.decode("latin-1") if request is not None else "-",
+            status,
+        )
+        self._request = None
+        if close or _must_close(conn):
+            self._close()
+        elif conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+            self._set_state(ConnState.REQUEST if conn.trailing_data[0] else ConnState.IDLE)
+
+    def _answer_error(self, status: int, reason: str) -> None:
+        status = status if 400 <= status < 600 else 400
+        self._answer(status, (reason + "\n").encode("utf-8", "replace"), close=True)
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _close(self) -> None:
+        if self._state is ConnState.CLOSING or self._state is ConnState.CLOSED:
+            return
+        self._set_state(ConnState.CLOSING)
+        if self._transport is not None:
+            self._transport.close()
+
+    def close_idle(self) -> None:
+        """Close the connection if it is between requests (used when draining)."""
+        if self._state is ConnState.IDLE:
+            self._close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, whatever it is doing."""
+        if self.subscriber is not None and self.subscriber.close_reason is None:
+            self.subscriber.close_reason = "shutdown"
+        if self._state is not ConnState.CLOSED:
+            self._set_state(ConnState.CLOSING)
+            if self._transport is not None:
+                self._transport.abort()
+
+    def _crash(self) -> None:
+        logger.exception("unexpected error on connection %s; aborting it", self.peer)
+        if self.subscriber is not None and self.subscriber.close_reason is None:
+            self.subscriber.close_reason = "error"
+        self.abort()
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _set_deadline(self, seconds: float) -> None:
+        # One timer per connection, moved only when the deadline comes earlier; when it
+        # fires early it re-arms itself for the current deadline (no cancel per request).
+        deadline = self._loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self._loop.time() < deadline:
+            self._timer_at = deadline
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        if self._state is ConnState.REQUEST:
+            self._answer(408, b"request timeout\n", close=True)
+        else:
+            self._close()
+
+
+def parse_target_or_none(target: bytes) -> tuple[str | None, dict[str, list[str]] | None]:
+    """``parse_target`` that reports failure as ``None`` (the error is raised again,
+    with its status, when the request is routed)."""
+    try:
+        return parse_target(target)
+    except RequestError:
+        return None, None
+
+
+def _must_close(conn: h11.Connection) -> bool:
+    # A function of its own: after send(), mypy still believes the state it narrowed.
+    return conn.our_state is h11.MUST_CLOSE
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
+
+
+def _path_of(request: h11.Request | None) -> str:
+    if request is None:
+        return "other"
+    path = request.target.partition(b"?")[0].decode("latin-1")
+    return path if path in ROUTES else "other"

@@ -1,0 +1,388 @@
+"""The server: listening sockets, shared timers, the connection registry and a staged,
+bounded shutdown. It contains no protocol logic (see ``rawsse.protocol``).
+
+Shutdown, in order: stop accepting; report 503 on ``/healthz``; cancel and await every
+task the server started (the demo producer among them); tell each stream when to come
+back (a ``retry:`` drawn at random within ``shutdown_retry_window``, against reconnect
+storms), end it with its terminating chunk and close it once its buffer has drained;
+close idle keep-alive connections; wait until every connection is gone or
+``shutdown_timeout`` has passed, then abort what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import Any
+
+from rawsse.config import Config
+from rawsse.hub import Hub
+from rawsse.loops import loop_factory
+from rawsse.protocol import ConnState, HttpConnection, ServerState
+
+__all__ = ["Server", "ServerThread", "run"]
+
+logger = logging.getLogger("rawsse.server")
+
+#: How often paused subscribers are checked against ``slow_timeout`` at most: a stalled
+#: client is dropped within ``slow_timeout`` plus this (or a quarter of it, if smaller).
+STALL_CHECK_INTERVAL = 1.0
+
+
+class Server:
+    """Serve a :class:`Hub` over HTTP on ``config.host``:``config.port``.
+
+    Use as an async context manager (started on entry, shut down on exit), or call
+    :meth:`start` and :meth:`shutdown`. The server never touches signal handlers; the
+    CLI's :func:`run` does.
+
+    Args:
+        hub: the hub to serve; a new ``Hub(config)`` when omitted.
+        config: the server's settings; ``hub.config`` when omitted (or defaults).
+        demo_page: HTML served at ``/``; ``None`` answers 404 there.
+    """
+
+    def __init__(
+        self,
+        hub: Hub | None = None,
+        config: Config | None = None,
+        *,
+        demo_page: bytes | None = None,
+    ) -> None:
+        if config is None:
+            config = hub.config if hub is not None else Config()
+        self.config = config
+        self.hub = hub if hub is not None else Hub(config)
+        self._state = ServerState(config, self.hub, demo_page)
+        self._listener: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._stop_requested: asyncio.Event | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._forced = False
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listening socket and start the heartbeat and stall timers."""
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        state = self._state
+        self._listener = await loop.create_server(
+            lambda: HttpConnection(state),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=4096,
+        )
+        self._schedule(self.config.heartbeat, self._heartbeat)
+        self._schedule(self._stall_interval(), self._check_stalled)
+        logger.info("listening on %s", self.url)
+
+    def _stall_interval(self) -> float:
+        return min(STALL_CHECK_INTERVAL, self.config.slow_timeout / 4)
+
+    def _schedule(self, delay: float, callback: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(loop.call_later(delay, callback))
+
+    def _heartbeat(self) -> None:
+        self.hub.heartbeat()
+        self._schedule(self.config.heartbeat, self._heartbeat)
+
+    def _check_stalled(self) -> None:
+        self.hub.drop_stalled(asyncio.get_running_loop().time())
+        self._schedule(self._stall_interval(), self._check_stalled)
+
+    @property
+    def sockets(self) -> Sequence[Any]:
+        """The listening sockets (empty before start and after shutdown)."""
+        return self._listener.sockets if self._listener is not None else ()
+
+    @property
+    def port(self) -> int:
+        """The bound port: the real one when ``config.port`` was 0."""
+        for sock in self.sockets:
+            return int(sock.getsockname()[1])
+        return self.config.port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the listener."""
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def draining(self) -> bool:
+        """True once shutdown has begun."""
+        return self._state.draining
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
+    ) -> asyncio.Task[Any]:
+        """Run ``coro`` as a task owned by the server: cancelled and awaited on shutdown.
+
+        A task that fails is logged with its traceback; the server keeps serving.
+        """
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    def request_shutdown(self) -> None:
+        """Ask :meth:`serve_until_stopped` to return (safe from a signal handler)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def serve_until_stopped(self) -> None:
+        """Wait until :meth:`request_shutdown` is called, then shut down."""
+        assert self._stop_requested is not None, "start() first"
+        await self._stop_requested.wait()
+        await self.shutdown()
+
+    def force_close(self) -> None:
+        """Abort every connection now; an ongoing shutdown then returns at once."""
+        self._forced = True
+        for connection in list(self._state.connections):
+            connection.abort()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Shut down in stages, within ``timeout`` seconds (``config.shutdown_timeout``).
+
+        Calling it again waits for the shutdown already under way.
+        """
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(
+                self._shutdown(self.config.shutdown_timeout if timeout is None else timeout)
+            )
+        await asyncio.shield(self._shutdown_task)
+
+    async def _shutdown(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        state = self._state
+        state.draining = True
+        if self._listener is not None:
+            self._listener.close()
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+        all_closed = asyncio.Event()
+        state.on_idle = all_closed.set
+        window = self.config.shutdown_retry_window
+        for connection in list(state.connections):
+            if connection.state is ConnState.STREAMING:
+                connection.finish_stream(window)
+            else:
+                connection.close_idle()
+        if state.connections and not self._forced:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(all_closed.wait(), max(0.0, deadline - loop.time()))
+        if state.connections:
+            logger.warning("aborting %d connections still open at shutdown", len(state.connections))
+            for connection in list(state.connections):
+                connection.abort()
+            # abort() reports connection_lost on the next loop iterations.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(all_closed.wait(), 1.0)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None
+        logger.info("shut down")
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+
+class ServerThread:
+    """A :class:`Server` on its own event loop in a background thread, for programs
+    that are not written with asyncio.
+
+    ``start()`` returns once the server listens (raising what start-up raised);
+    :meth:`publish` may be called from any thread. Usable as a context manager.
+
+    Args:
+        hub: the hub to serve; a new one when omitted.
+        config: settings; see :class:`Server`.
+        loop: ``auto``, ``asyncio`` or ``uvloop``.
+        demo_page: HTML served at ``/``.
+    """
+
+    def __init__(
+        self,
+        hub: Hub | None = None,
+        config: Config | None = None,
+        *,
+        loop: str = "auto",
+        demo_page: bytes | None = None,
+    ) -> None:
+        self.server = Server(hub, config, demo_page=demo_page)
+        self.hub = self.server.hub
+        self._new_loop = loop_factory(loop)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        """Start the thread and wait until the server listens."""
+        self._thread = threading.Thread(target=self._run, name="rawsse-server", daemon=True)
+        self._thread.start()
+        self._started.result(timeout)
+        return self
+
+    def _run(self) -> None:
+        loop = self._new_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.start()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            return
+        self._started.set_result(None)
+        await self.server.serve_until_stopped()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the listener."""
+        return self.server.url
+
+    def publish(
+        self,
+        topic: str | Sequence[str],
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+        timeout: float = 10.0,
+    ) -> str:
+        """Publish from any thread; returns the event id (see :meth:`Hub.publish`)."""
+        loop = self._loop
+        if loop is None or not self._started.done():
+            raise RuntimeError("ServerThread is not running: call start() first")
+        result: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+        def publish_in_loop() -> None:
+            try:
+                result.set_result(self.hub.publish(topic, data, event=event, id=id, retry=retry))
+            except BaseException as exc:
+                result.set_exception(exc)
+
+        loop.call_soon_threadsafe(publish_in_loop)
+        return result.result(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Shut the server down (staged, as :meth:`Server.shutdown`) and join the thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        limit = self.server.config.shutdown_timeout if timeout is None else timeout
+        asyncio.run_coroutine_threadsafe(self.server.shutdown(limit), loop).result(limit + 5)
+        loop.call_soon_threadsafe(self.server.request_shutdown)
+        thread.join(limit + 5)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def run(
+    config: Config,
+    *,
+    loop: str = "auto",
+    hub: Hub | None = None,
+    demo_page: bytes | None = None,
+    on_start: Any = None,
+) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit status.
+
+    A second signal during shutdown aborts every connection at once. Signal handlers
+    are restored before returning.
+
+    Args:
+        config: settings.
+        loop: ``auto``, ``asyncio`` or ``uvloop``.
+        hub: the hub; a new one from ``config`` when omitted.
+        demo_page: HTML served at ``/``.
+        on_start: ``callable(server)`` run once listening (the CLI prints its banner and
+            spawns the demo producer there).
+    """
+    event_loop = loop_factory(loop)()
+    asyncio.set_event_loop(event_loop)
+    server = Server(hub, config, demo_page=demo_page)
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(signum: int) -> None:
+        if server.draining:
+            logger.warning("second %s: aborting every connection now", signal.Signals(signum).name)
+            server.force_close()
+        else:
+            logger.info("%s: shutting down", signal.Signals(signum).name)
+            server.request_shutdown()
+
+    async def main() -> None:
+        await server.start()
+        for signum in signals:
+            event_loop.add_signal_handler(signum, on_signal, signum)
+        if on_start is not None:
+            on_start(server)
+        await server.serve_until_stopped()
+
+    try:
+        event_loop.run_until_complete(main())
+    finally:
+        for signum in signals:
+            with contextlib.suppress(Exception):
+                event_loop.remove_signal_handler(signum)
+        event_loop.run_until_complete(event_loop.shutdown_asyncgens())
+        event_loop.close()
+        asyncio.set_event_loop(None)
+    return 0
