@@ -1,0 +1,90 @@
+"""Fixtures shared by every layer of tests.
+
+Every async test runs on both event loops (asyncio's and uvloop's, when installed),
+through pytest-asyncio's loop-factory hook. ``running_server`` starts a real server on
+a free loopback port and, at the end, checks the server left nothing behind: no task,
+no subscriber, no exception reported to the loop's handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import pytest
+
+from rawsse.config import Config
+from rawsse.hub import Hub
+from rawsse.server import Server
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - the test extra installs it
+    uvloop = None  # type: ignore[assignment]
+
+#: Multiply every wait in the tests by this on slow machines.
+TIME_SCALE = float(os.environ.get("RAWSSE_TEST_TIME_SCALE", "1"))
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIME_SCALE
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if uvloop is not None:
+        factories["uvloop"] = uvloop.new_event_loop
+    elif os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
+        raise pytest.UsageError("uvloop is required (RAWSSE_REQUIRE_EXTERNAL=1)")
+    return factories
+
+
+#: Settings for tests: the defaults, with a publish key and short timers.
+TEST_KEY = "test-key"
+
+
+def make_config(**changes: Any) -> Config:
+    base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "publish_key": TEST_KEY}
+    base.update(changes)
+    return Config(**base)
+
+
+@contextlib.asynccontextmanager
+async def running_server(
+    config: Config | None = None, *, hub: Hub | None = None, demo_page: bytes | None = None
+) -> AsyncIterator[Server]:
+    """A started server; on exit, shuts it down and checks nothing was left behind."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    server = Server(hub, config or make_config(), demo_page=demo_page)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.shutdown(timeout=scaled(5))
+        loop.set_exception_handler(previous)
+    assert server.hub.subscriber_count == 0
+    assert not server.hub.paused
+    assert not server._state.connections
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not leftover, f"tasks left behind: {leftover}"
+    assert not errors, f"exceptions reached the loop's handler: {errors}"
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` is true, checking after each loop iteration."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + scaled(timeout)
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        await asyncio.sleep(0.005)
