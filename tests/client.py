@@ -5,6 +5,7 @@ can be tested over a real socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 import h11
@@ -71,10 +72,8 @@ class RawConnection:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
 
 async def exchange(port: int, raw: bytes, *, method: bytes = b"GET") -> Answer:

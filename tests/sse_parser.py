@@ -68,9 +68,8 @@ class StreamParser:
         elif name == "id":
             if "\0" not in value:
                 self.last_event_id = value
-        elif name == "retry":
-            if value and value.isascii() and value.isdigit():
-                self.retry = int(value)
+        elif name == "retry" and value and value.isascii() and value.isdigit():
+            self.retry = int(value)
 
     def _dispatch(self) -> None:
         if self._data == "":
