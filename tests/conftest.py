@@ -75,9 +75,14 @@ async def running_server(
     assert server.hub.subscriber_count == 0
     assert not server.hub.paused
     assert not server._state.connections
-    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    leftover = [t for t in asyncio.all_tasks() if _started_by_rawsse(t)]
     assert not leftover, f"tasks left behind: {leftover}"
     assert not errors, f"exceptions reached the loop's handler: {errors}"
+
+
+def _started_by_rawsse(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and f"{os.sep}rawsse{os.sep}" in code.co_filename
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -1,0 +1,187 @@
+"""Batching and backpressure: one write per subscriber per loop iteration; slow readers
+are dropped within their limits while fast ones keep receiving everything."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from rawsse.config import Config
+from rawsse.hub import Hub
+from rawsse.protocol import HttpConnection, ServerState
+from tests.client import RawConnection, get
+from tests.conftest import make_config, running_server, wait_for
+from tests.sse_parser import dechunk, parse
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that records writes; pause and buffer size are set by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+        self.buffered = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.limits = (high, low)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 5555) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def open_stream(state: ServerState, path: str) -> tuple[HttpConnection, RecordingTransport]:
+    connection = HttpConnection(state)
+    transport = RecordingTransport()
+    connection.connection_made(transport)
+    connection.data_received(get(path))
+    assert transport.writes and transport.writes[0].startswith(b"HTTP/1.1 200 OK")
+    transport.writes.clear()
+    return connection, transport
+
+
+async def test_events_of_one_iteration_reach_a_subscriber_in_one_write() -> None:
+    config = Config(publish_key="k")
+    hub = Hub(config)
+    state = ServerState(config, hub, None)
+    _, one = open_stream(state, "/events?topic=a")
+    _, other = open_stream(state, "/events?topic=a")
+    _, both = open_stream(state, "/events?topic=a&topic=b")
+    for i in range(3):
+        hub.publish("a", f"a{i}")
+    hub.publish(["a", "b"], "ab")
+    hub.publish("b", "b")
+    assert one.writes == [] and both.writes == []  # nothing until the loop runs
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(one.writes) == len(other.writes) == len(both.writes) == 1
+    assert one.writes[0] is other.writes[0]  # the very same bytes object, shared
+    payload, _ = dechunk(one.writes[0] + b"0\r\n\r\n")
+    assert [e.data for e in parse(payload.decode()).events] == ["a0", "a1", "a2", "ab"]
+    payload, _ = dechunk(both.writes[0] + b"0\r\n\r\n")
+    assert [e.data for e in parse(payload.decode()).events] == ["a0", "a1", "a2", "ab", "b"]
+
+
+async def test_a_paused_subscriber_over_max_buffer_is_aborted() -> None:
+    config = Config(publish_key="k", max_buffer=100_000, write_high_water=10_000)
+    hub = Hub(config)
+    state = ServerState(config, hub, None)
+    connection, transport = open_stream(state, "/events?topic=a")
+    assert transport.limits == (10_000, 2_500)
+    transport.buffered = 150_000  # over max_buffer, but not paused: the transport decides
+    hub.publish("a", "x")
+    await asyncio.sleep(0)
+    assert not transport.aborted
+    connection.pause_writing()
+    assert hub.paused
+    hub.publish("a", "y")
+    await asyncio.sleep(0)
+    assert transport.aborted
+    assert connection.subscriber is not None and connection.subscriber.close_reason == "slow_buffer"
+    hub.publish("a", "z")  # written to nothing until connection_lost removes it
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 2
+    connection.connection_lost(None)
+    assert hub.subscriber_count == 0 and not hub.paused
+    assert hub.metrics.disconnects["slow_buffer"] == 1
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+async def never_reading_stream(port: int, path: str) -> socket.socket:
+    """A client that sends its request and then never reads (tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    await asyncio.get_running_loop().sock_sendall(sock, get(path))
+    return sock
+
+
+async def test_a_client_that_never_reads_is_dropped_and_the_others_get_everything() -> None:
+    max_buffer, batch = 256 * 1024, 8 * 1024
+    config = make_config(
+        max_buffer=max_buffer, write_high_water=16 * 1024, slow_timeout=60, history=10
+    )
+    async with running_server(config) as server:
+        hub = server.hub
+        slow = await never_reading_stream(server.port, "/events?topic=t")
+        fast = await RawConnection.open(server.port)
+        await fast.send(get("/events?topic=t", version="1.0"))
+        await wait_for(lambda: hub.subscriber_count == 2)
+        (slow_sub,) = [s for s in hub.subscribers() if s.chunked]
+        head = await fast.read_some()
+        received = head.count(b"\n\n")  # events end with a blank line; the data has none
+        last = head[-1:]
+        most_buffered = 0
+        payload = "x" * 1000
+        sent = 0
+        rss_before = 0
+        # 8 events of ~1 KB per iteration, 8 MB in all: far more than the slow one's limit.
+        for round in range(1000):
+            if round == 100:
+                rss_before = rss_bytes()  # after warming up allocator and history
+            for _ in range(batch // 1024):
+                hub.publish("t", payload)
+                sent += 1
+            await asyncio.sleep(0)
+            if slow_sub.close_reason is None:
+                most_buffered = max(most_buffered, slow_sub.transport.get_write_buffer_size())
+            while received < sent:  # the fast client keeps up with every batch
+                data = last + await fast.read_some()
+                received += data.count(b"\n\n")
+                last = data[-1:]
+        assert received == sent
+        assert slow_sub.close_reason == "slow_buffer"
+        assert most_buffered <= max_buffer + batch + 1024
+        await wait_for(lambda: hub.subscriber_count == 1)
+        assert hub.metrics.disconnects["slow_buffer"] == 1
+        # 8 MB went out; memory did not follow it (a queue per client would hold it).
+        assert rss_bytes() - rss_before < 4 * 1024 * 1024
+        slow.close()
+        await fast.close()
+
+
+async def test_a_client_paused_too_long_is_dropped_after_slow_timeout() -> None:
+    config = make_config(max_buffer=64 * 1024 * 1024, write_high_water=16 * 1024, slow_timeout=0.4)
+    async with running_server(config) as server:
+        hub = server.hub
+        slow = await never_reading_stream(server.port, "/events?topic=t")
+        await wait_for(lambda: hub.subscriber_count == 1)
+        (subscriber,) = hub.subscribers()
+        loop = asyncio.get_running_loop()
+        while subscriber.paused_since is None:
+            hub.publish("t", "y" * 4000)
+            await asyncio.sleep(0)
+        paused_at = subscriber.paused_since
+        await wait_for(lambda: hub.subscriber_count == 0, timeout=5)
+        assert subscriber.close_reason == "slow_timeout"
+        assert loop.time() - paused_at >= 0.4
+        assert hub.metrics.disconnects["slow_timeout"] == 1
+        slow.close()
