@@ -1,0 +1,111 @@
+"""``python -m rawsse``: flags, environment variables, banner, demo page and producer."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from rawsse.__main__ import build_parser
+from tests.cli import start_hub
+from tests.conftest import scaled
+
+FLAGS = [
+    "--host",
+    "--port",
+    "--history",
+    "--max-buffer",
+    "--slow-timeout",
+    "--heartbeat",
+    "--retry",
+    "--shutdown-timeout",
+    "--max-event-size",
+    "--no-demo",
+    "--log-level",
+    "--publish-key",
+    "--loop",
+]
+
+
+def test_help_explains_every_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rawsse", "--help"], capture_output=True, text=True, check=True
+    )
+    for flag in FLAGS:
+        assert flag in result.stdout
+    for unit in ("seconds", "bytes", "milliseconds"):
+        assert unit in result.stdout
+
+
+def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAWSSE_HISTORY", "7")
+    monkeypatch.setenv("RAWSSE_HEARTBEAT", "2.5")
+    monkeypatch.setenv("RAWSSE_NO_DEMO", "1")
+    args = build_parser().parse_args([])
+    assert (args.history, args.heartbeat, args.no_demo) == (7, 2.5, True)
+    assert build_parser().parse_args(["--history", "9"]).history == 9
+
+
+def test_bad_values_are_refused_with_the_field_named() -> None:
+    for args, env, word in [
+        (["--port", "70000"], {}, "port"),
+        (["--history", "-1"], {}, "history"),
+        ([], {"RAWSSE_SLOW_TIMEOUT": "soon"}, "slow-timeout"),
+        (["--loop", "tokio"], {}, "loop"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "rawsse", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=scaled(30),
+        )
+        assert result.returncode == 2, result
+        assert word in result.stderr
+
+
+def test_banner_commands_work_and_the_demo_ticks() -> None:
+    hub = start_hub()
+    try:
+        assert "demo page:" in hub.banner and "(generated;" in hub.banner
+        page = httpx.get(hub.url + "/")
+        assert page.status_code == 200 and b"EventSource" in page.content
+        # The subscribe URL shows the demo topic ticking.
+        with (
+            httpx.Client(timeout=scaled(10)) as client,
+            connect_sse(client, "GET", f"{hub.url}/events?topic=demo") as source,
+        ):
+            first = next(iter(source.iter_sse()))
+            assert first.event == "tick" and '"sent_ms"' in first.data
+        # The printed curl publish command, run as printed, answers an event id.
+        publish = next(line for line in hub.banner.splitlines() if "publish:" in line)
+        command = shlex.split(publish.split("publish:", 1)[1])
+        result = subprocess.run(
+            [*command, "-s"], capture_output=True, text=True, timeout=scaled(10)
+        )
+        assert result.returncode == 0 and result.stdout.strip().count("-") == 1, result
+    finally:
+        status, err = hub.stop(signal.SIGINT)
+    assert status == 0, err
+
+
+def test_key_from_the_environment_and_no_demo() -> None:
+    hub = start_hub("--no-demo", env={"RAWSSE_PUBLISH_KEY": "from-env"})
+    try:
+        assert hub.key == "from-env" and "generated" not in hub.banner
+        assert httpx.get(hub.url + "/").status_code == 404
+        answer = httpx.post(
+            hub.url + "/publish",
+            data={"topic": "news", "data": "x"},
+            headers={"Authorization": "Bearer from-env"},
+        )
+        assert answer.status_code == 200
+    finally:
+        status, err = hub.stop()
+    assert status == 0, err
