@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -44,6 +45,17 @@ def pytest_asyncio_loop_factories(
     elif os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
         raise pytest.UsageError("uvloop is required (RAWSSE_REQUIRE_EXTERNAL=1)")
     return factories
+
+
+def require_program(name: str) -> str:
+    """The path of an external program; skip without it, unless RAWSSE_REQUIRE_EXTERNAL=1
+    (as in CI, which installs it), where its absence is a failure."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
+            pytest.fail(f"{name} is required (RAWSSE_REQUIRE_EXTERNAL=1) but not installed")
+        pytest.skip(f"{name} is not installed")
+    return path
 
 
 #: Settings for tests: the defaults, with a publish key and short timers.

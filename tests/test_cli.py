@@ -14,7 +14,7 @@ from httpx_sse import connect_sse
 
 from rawsse.__main__ import build_parser
 from tests.cli import start_hub
-from tests.conftest import scaled
+from tests.conftest import require_program, scaled
 
 FLAGS = [
     "--host",
@@ -86,6 +86,7 @@ def test_banner_commands_work_and_the_demo_ticks() -> None:
         # The printed curl publish command, run as printed, answers an event id.
         publish = next(line for line in hub.banner.splitlines() if "publish:" in line)
         command = shlex.split(publish.split("publish:", 1)[1])
+        command[0] = require_program("curl")
         result = subprocess.run(
             [*command, "-s"], capture_output=True, text=True, timeout=scaled(10)
         )

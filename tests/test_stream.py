@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import re
-import shutil
 
 import httpx
 import pytest
@@ -16,7 +15,14 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from rawsse.backends.memory import LOST_EVENT
 from rawsse.hub import Hub
 from tests.client import RawConnection, get
-from tests.conftest import TEST_KEY, make_config, running_server, scaled, wait_for
+from tests.conftest import (
+    TEST_KEY,
+    make_config,
+    require_program,
+    running_server,
+    scaled,
+    wait_for,
+)
 from tests.sse_parser import StreamParser, dechunk, parse
 
 
@@ -105,12 +111,12 @@ async def test_an_event_on_several_topics_reaches_a_subscriber_of_both_once() ->
         assert [e.data for e in await only_b] == ["to both", "to b"]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("version", ["--http1.1", "--http1.0"])
 async def test_curl_reads_the_stream(version: str) -> None:
+    curl_path = require_program("curl")
     async with running_server() as server:
         curl = await asyncio.create_subprocess_exec(
-            "curl",
+            curl_path,
             "-sN",
             version,
             f"{server.url}/events?topic=t",

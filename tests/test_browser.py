@@ -1,0 +1,58 @@
+"""The demo page in a real browser: EventSource connects, events show with their
+delay, and after a server restart the page reconnects and is told what was lost."""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+
+from tests.cli import start_hub
+from tests.conftest import require_program, scaled
+
+
+def test_demo_page_in_chromium() -> None:
+    chromium = require_program("chromium")
+    from tests.browser import chromium_page
+
+    hub = start_hub("--retry", "300")
+    port = hub.url.rsplit(":", 1)[1]
+    restarted = None
+    try:
+        with chromium_page(chromium, hub.url + "/") as page:
+            page.wait_until(
+                "document.getElementById('state').textContent === 'open' && "
+                "Number(document.getElementById('count').textContent) >= 2",
+                scaled(15),
+            )
+            delay = page.evaluate(
+                "document.querySelector('#events tr td:nth-child(4)').textContent"
+            )
+            assert delay.endswith(" ms"), delay
+            answer = httpx.post(
+                hub.url + "/publish",
+                data={"topic": "demo", "data": "hello, browser"},
+                headers={"Authorization": f"Bearer {hub.key}"},
+            )
+            assert answer.status_code == 200
+            page.wait_until(
+                "[...document.querySelectorAll('#events td.data')]"
+                ".some(td => td.textContent === 'hello, browser')",
+                scaled(10),
+            )
+            # Restart the hub on the same port: the browser reconnects by itself with
+            # its Last-Event-ID, from the old epoch, and is told what was lost.
+            status, err = hub.stop(signal.SIGTERM)
+            assert status == 0, err
+            restarted = start_hub("--port", port, "--retry", "300")
+            page.wait_until("document.getElementById('reconnects').textContent === '1'", scaled(15))
+            page.wait_until(
+                "[...document.querySelectorAll('#events tr td:nth-child(2)')]"
+                ".some(td => td.textContent === 'rawsse-lost')",
+                scaled(10),
+            )
+            assert page.evaluate("document.getElementById('state').textContent") == "open"
+    finally:
+        for process in (hub, restarted):
+            if process is not None and process.process.poll() is None:
+                process.stop()
