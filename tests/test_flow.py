@@ -185,3 +185,23 @@ async def test_a_client_paused_too_long_is_dropped_after_slow_timeout() -> None:
         assert loop.time() - paused_at >= 0.4
         assert hub.metrics.disconnects["slow_timeout"] == 1
         slow.close()
+
+
+async def test_streams_cost_no_task_and_drop_h11() -> None:
+    """No task, coroutine or queue per subscriber: 200 streams add no task at all, and
+    each stream's connection has let its h11 state machine go."""
+    async with running_server() as server:
+        tasks_before = len(asyncio.all_tasks())
+        conns = []
+        for i in range(200):
+            conn = await RawConnection.open(server.port)
+            await conn.send(get(f"/events?topic=t{i % 5}"))
+            conns.append(conn)
+        await wait_for(lambda: server.hub.subscriber_count == 200)
+        assert len(asyncio.all_tasks()) == tasks_before
+        streaming = [c for c in server._state.connections if c.subscriber is not None]
+        assert len(streaming) == 200
+        assert all(c._h11 is None for c in streaming)
+        assert len(server.hub._groups) == 5
+        for conn in conns:
+            await conn.close()
