@@ -68,7 +68,8 @@ class Page:
 
 @contextlib.contextmanager
 def chromium_page(executable: str, url: str) -> Iterator[Page]:
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile as it exits.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
