@@ -48,12 +48,24 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     raise_file_limit()
     server = subprocess.Popen(
         pinned(
-            [sys.executable, str(HERE / "rawsse_server.py"), "--clients", str(args.clients),
-             "--rate", str(args.rate), "--size", str(args.size), "--duration", str(args.duration),
-             "--loop", args.loop],
+            [
+                sys.executable,
+                str(HERE / "rawsse_server.py"),
+                "--clients",
+                str(args.clients),
+                "--rate",
+                str(args.rate),
+                "--size",
+                str(args.size),
+                "--duration",
+                str(args.duration),
+                "--loop",
+                args.loop,
+            ],
             0,
         ),
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "clients.json"
@@ -62,9 +74,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             rss_empty = rss_bytes(server.pid)
             clients = subprocess.Popen(
                 pinned(
-                    [sys.executable, str(HERE / "load_clients.py"), "--port", str(port),
-                     "--clients", str(args.clients), "--timeout", str(args.duration + 30),
-                     "--out", str(out)],
+                    [
+                        sys.executable,
+                        str(HERE / "load_clients.py"),
+                        "--port",
+                        str(port),
+                        "--clients",
+                        str(args.clients),
+                        "--timeout",
+                        str(args.duration + 30),
+                        "--out",
+                        str(out),
+                    ],
                     1,
                 )
             )
@@ -116,7 +137,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100, help="bytes of data per event")
     parser.add_argument("--duration", type=float, default=10, help="seconds of publishing")
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
-    parser.add_argument("--json", type=Path, help="where to write the result (default perf/results/)")
+    parser.add_argument(
+        "--json", type=Path, help="where to write the result (default perf/results/)"
+    )
     args = parser.parse_args()
     result = run(args)
     for key, value in result.items():

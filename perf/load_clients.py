@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import raise_file_limit  # noqa: E402
+from _common import raise_file_limit
 
 MARK = b"data: "
 STAMP = 20
@@ -26,7 +26,9 @@ STAMP = 20
 class Client(asyncio.Protocol):
     __slots__ = ("latencies", "received", "tail", "done", "ended", "connected")
 
-    def __init__(self, latencies: list[int], ended: list[int], connected: asyncio.Future[None]) -> None:
+    def __init__(
+        self, latencies: list[int], ended: list[int], connected: asyncio.Future[None]
+    ) -> None:
         self.latencies = latencies
         self.ended = ended
         self.tail = b""
@@ -43,7 +45,7 @@ class Client(asyncio.Protocol):
         while True:
             at = buf.find(MARK, start)
             if at < 0:
-                self.tail = buf[-(len(MARK) - 1):]
+                self.tail = buf[-(len(MARK) - 1) :]
                 return
             stamp = buf[at + 6 : at + 6 + STAMP]
             if stamp.startswith(b"end"):
@@ -63,7 +65,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     latencies: list[int] = []
     ended: list[int] = []
-    request = "GET /events?topic=bench HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    request = b"GET /events?topic=bench HTTP/1.1\r\nHost: bench\r\n\r\n"
     transports = []
     waits = []
     for i in range(args.clients):
@@ -89,7 +91,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     cpu = (usage.ru_utime - usage_start.ru_utime) + (usage.ru_stime - usage_start.ru_stime)
     for transport in transports:
         transport.close()
-    return {"received": len(latencies), "ended": len(ended), "latencies_ns": latencies, "cpu_s": cpu, "wall_s": wall}
+    return {
+        "received": len(latencies),
+        "ended": len(ended),
+        "latencies_ns": latencies,
+        "cpu_s": cpu,
+        "wall_s": wall,
+    }
 
 
 def main() -> None:

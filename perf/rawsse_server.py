@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import raise_file_limit  # noqa: E402
+from _common import raise_file_limit
 
-from rawsse import Config, Hub, Server  # noqa: E402
-from rawsse.loops import loop_factory  # noqa: E402
+from rawsse import Config, Hub, Server
+from rawsse.loops import loop_factory
 
 
 async def main(args: argparse.Namespace) -> None:
