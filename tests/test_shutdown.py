@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from rawsse.server import Server
+from tests.cli import Hub as CliHub
 from tests.cli import start_hub
 from tests.client import RawConnection, get
 from tests.conftest import make_config, running_server, scaled, wait_for
@@ -108,6 +109,24 @@ def read_stream_until(sock: socket.socket, marker: bytes, timeout: float) -> byt
     return data
 
 
+def stuck_behind(hub: CliHub, port: int) -> socket.socket:
+    """A stream client that never reads, with megabytes published until the hub
+    reports it paused (behind by more than the high-water mark)."""
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", port))
+    stuck.sendall(get("/events?topic=big"))
+    auth = {"Authorization": f"Bearer {hub.key}"}
+    with httpx.Client() as client:
+        deadline = time.monotonic() + scaled(10)
+        while b"rawsse_paused_clients 1" not in client.get(f"{hub.url}/metrics").content:
+            assert time.monotonic() < deadline, "the stuck client never fell behind"
+            client.post(
+                f"{hub.url}/publish", data={"topic": "big", "data": "b" * 500_000}, headers=auth
+            )
+    return stuck
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_sigterm_drains_and_exits_0_within_the_timeout(loop: str) -> None:
     if loop == "uvloop":
@@ -120,18 +139,7 @@ def test_sigterm_drains_and_exits_0_within_the_timeout(loop: str) -> None:
         reader = socket.create_connection(("127.0.0.1", port))
         reader.sendall(get("/events?topic=demo"))
         assert b"event: tick" in read_stream_until(reader, b"event: tick", 5)
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect(("127.0.0.1", port))
-        stuck.sendall(get("/events?topic=big"))
-        auth = {"Authorization": f"Bearer {hub.key}"}
-        with httpx.Client() as client:
-            deadline = time.monotonic() + scaled(10)
-            while b"rawsse_paused_clients 1" not in client.get(f"{hub.url}/metrics").content:
-                assert time.monotonic() < deadline, "the stuck client never fell behind"
-                client.post(
-                    f"{hub.url}/publish", data={"topic": "big", "data": "b" * 500_000}, headers=auth
-                )
+        stuck = stuck_behind(hub, port)
         started = time.monotonic()
         status, err = hub.stop(signal.SIGTERM)
         elapsed = time.monotonic() - started
@@ -152,18 +160,7 @@ def test_a_second_signal_forces_exit() -> None:
     hub = start_hub("--shutdown-timeout", "60", "--max-buffer", str(64 * 1024 * 1024))
     try:
         port = int(hub.url.rsplit(":", 1)[1])
-        stuck = socket.socket()
-        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stuck.connect(("127.0.0.1", port))
-        stuck.sendall(get("/events?topic=big"))
-        auth = {"Authorization": f"Bearer {hub.key}"}
-        with httpx.Client() as client:
-            deadline = time.monotonic() + scaled(10)
-            while b"rawsse_paused_clients 1" not in client.get(f"{hub.url}/metrics").content:
-                assert time.monotonic() < deadline
-                client.post(
-                    f"{hub.url}/publish", data={"topic": "big", "data": "b" * 500_000}, headers=auth
-                )
+        stuck = stuck_behind(hub, port)
         started = time.monotonic()
         hub.process.send_signal(signal.SIGTERM)
         # Wait until draining has begun (the listener is closed), then signal again.
