@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer key that POST /publish requires; generated and printed at start when unset",
     )
     add(
+        "--metrics-key",
+        default=_env("METRICS_KEY", None),
+        help="bearer key that GET /metrics requires (default: none, /metrics is open)",
+    )
+    add(
         "--history",
         type=int,
         default=_env("HISTORY", DEFAULT_HISTORY),
@@ -157,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             publish_key=key,
+            metrics_key=args.metrics_key or None,
             history=args.history,
             max_buffer=args.max_buffer,
             slow_timeout=args.slow_timeout,

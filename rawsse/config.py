@@ -98,6 +98,7 @@ class Config:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     shutdown_retry_window: int = DEFAULT_SHUTDOWN_RETRY_WINDOW
     publish_key: str | None = None
+    metrics_key: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -125,8 +126,9 @@ class Config:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.retry is not None:
             _at_least("retry", self.retry, 0)
-        if self.publish_key is not None and not self.publish_key:
-            raise ConfigError("publish_key must not be empty (use None for no key)")
+        for name in ("publish_key", "metrics_key"):
+            if getattr(self, name) == "":
+                raise ConfigError(f"{name} must not be empty (use None for no key)")
 
     def replace(self, **changes: object) -> Config:
         """Return a copy with ``changes`` applied, validated again."""

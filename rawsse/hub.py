@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
+from rawsse import __version__
 from rawsse.backends.memory import MemoryBackend, Record
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent, PayloadTooLarge
 from rawsse.events import HEARTBEAT, chunk
 from rawsse.http import parse_topics
-from rawsse.metrics import Metrics
+from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics
 from rawsse.subscriber import Subscriber
 
 __all__ = ["Hub", "Group", "Topic"]
@@ -86,6 +88,8 @@ class Hub:
         self._flushing = False
         self._unsubscribe_later: list[Subscriber] = []
         self._tick = 0
+        # When each event waiting for this iteration's flush was published.
+        self._published_at: list[float] = []
 
     # -- publishing -------------------------------------------------------------
 
@@ -151,9 +155,11 @@ class Hub:
                 self._dirty.append(topic)
             topic.pending.append(record)
             queued = True
-        if queued and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if queued:
+            self._published_at.append(time.monotonic())
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -185,6 +191,11 @@ class Hub:
                         subscriber.send(framed)
             for topic in dirty:
                 topic.pending.clear()
+        now = time.monotonic()
+        observe = metrics.publish_latency.observe
+        for published_at in self._published_at:
+            observe(now - published_at)
+        self._published_at.clear()
 
     @contextlib.contextmanager
     def _deferring_unsubscribe(self) -> Iterator[None]:
@@ -254,6 +265,8 @@ class Hub:
                     if topic.pending:
                         self._dirty.remove(topic)
                         topic.pending.clear()
+                        if not self._dirty:
+                            self._published_at.clear()
 
     def count_disconnect(self, reason: str) -> None:
         """Count one ended stream under ``reason``."""
@@ -296,6 +309,32 @@ class Hub:
             result.extend(group.plain)
             result.extend(group.chunked)
         return result
+
+    def gauges(self, *, draining: bool, loop: str) -> Gauges:
+        """What ``/metrics`` reports besides counters, read now (O(subscribers))."""
+        per_topic = sorted(
+            ((name, sum(len(g) for g in topic.groups)) for name, topic in self._topics.items()),
+            key=lambda item: (-item[1], item[0]),
+        )
+        shown: list[tuple[str, int]] = per_topic[:TOPIC_LABEL_LIMIT]
+        if len(per_topic) > TOPIC_LABEL_LIMIT:
+            shown.append(("_other", sum(count for _, count in per_topic[TOPIC_LABEL_LIMIT:])))
+        return Gauges(
+            clients=self.subscriber_count,
+            paused=len(self.paused),
+            topic_clients=shown,
+            buffered=[s.transport.get_write_buffer_size() for s in self.subscribers()],
+            history_events=self.backend.history_size(),
+            backend_up=True,
+            draining=draining,
+            version=__version__,
+            loop=loop,
+        )
+
+    def exposition(self, *, draining: bool = False) -> bytes:
+        """The Prometheus text exposition of this hub's metrics."""
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        return self.metrics.exposition(self.gauges(draining=draining, loop=loop))
 
     @property
     def subscriber_count(self) -> int:

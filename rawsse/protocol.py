@@ -60,6 +60,7 @@ ROUTES: dict[str, tuple[bytes, ...]] = {
     "/events": (b"GET", b"HEAD"),
     "/publish": (b"POST",),
     "/healthz": (b"GET", b"HEAD"),
+    "/readyz": (b"GET", b"HEAD"),
     "/metrics": (b"GET", b"HEAD"),
     "/": (b"GET", b"HEAD"),
 }
@@ -330,11 +331,21 @@ class HttpConnection(asyncio.Protocol):
             if server.draining:
                 return 503, b"draining\n", _TEXT, []
             return 200, b"ok\n", _TEXT, []
+        if path == "/readyz":
+            # Ready means: worth sending new subscribers to. Not while draining.
+            if server.draining:
+                return 503, b"draining\n", _TEXT, []
+            return 200, b"ready\n", _TEXT, []
         if path == "/metrics":
-            hub = server.hub
-            exposition = hub.metrics.exposition(
-                clients=hub.subscriber_count, paused=len(hub.paused), topics=hub.topic_count
-            )
+            key = server.config.metrics_key
+            if key is not None and not _key_matches(request, key):
+                return (
+                    401,
+                    b"missing or wrong metrics key\n",
+                    _TEXT,
+                    [(b"www-authenticate", b"Bearer")],
+                )
+            exposition = server.hub.exposition(draining=server.draining)
             return 200, exposition, b"text/plain; version=0.0.4; charset=utf-8", []
         assert server.demo_page is not None
         return 200, server.demo_page, b"text/html; charset=utf-8", []
@@ -349,10 +360,7 @@ class HttpConnection(asyncio.Protocol):
             raise RequestError(
                 "publishing over HTTP is disabled: no publish key is configured", 403
             )
-        token = bearer_token(request.headers)
-        if token is None or not hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), config.publish_key.encode("utf-8")
-        ):
+        if not _key_matches(request, config.publish_key):
             return 401, b"missing or wrong publish key\n", _TEXT, [(b"www-authenticate", b"Bearer")]
         publish = parse_publish(
             header_value(request.headers, b"content-type"),
@@ -383,9 +391,11 @@ class HttpConnection(asyncio.Protocol):
         try:
             topics = parse_topics(query.get("topic", []), config.max_topics)
         except RequestError as exc:
+            server.hub.metrics.rejected["bad_request"] += 1
             self._answer(exc.status, (exc.reason + "\n").encode())
             return
         if server.draining:
+            server.hub.metrics.rejected["draining"] += 1
             self._answer(503, b"shutting down\n", close=True)
             return
         if request.method == b"HEAD":
@@ -404,7 +414,14 @@ class HttpConnection(asyncio.Protocol):
         chunked = conn.their_http_version != b"1.0"
         head = conn.send(h11.Response(status_code=200, headers=SSE_HEADERS, reason=b"OK"))
         assert head is not None
-        subscriber = Subscriber(transport, server.hub, topics, chunked=chunked, peer=self.peer)
+        subscriber = Subscriber(
+            transport,
+            server.hub,
+            topics,
+            chunked=chunked,
+            peer=self.peer,
+            started_at=self._loop.time(),
+        )
         self.subscriber = subscriber
         self._h11 = None  # h11's part is over: the body takes the fast path
         self._request = None
@@ -555,6 +572,14 @@ def parse_target_or_none(target: bytes) -> tuple[str | None, dict[str, list[str]
         return parse_target(target)
     except RequestError:
         return None, None
+
+
+def _key_matches(request: h11.Request, key: str) -> bool:
+    """Whether the request's bearer token is ``key``, compared in constant time."""
+    token = bearer_token(request.headers)
+    return token is not None and hmac.compare_digest(
+        token.encode("utf-8", "surrogateescape"), key.encode("utf-8")
+    )
 
 
 def _must_close(conn: h11.Connection) -> bool:

@@ -47,6 +47,8 @@ class Subscriber:
         chunked: whether its body uses HTTP/1.1 chunked framing (else close-delimited).
         paused_since: loop time when writing was paused, ``None`` while the client keeps up.
         close_reason: why the stream ended, once it has (a ``DISCONNECT_REASONS`` value).
+        started_at: loop time the stream started.
+        sent: bytes of events and heartbeats handed to the transport.
     """
 
     __slots__ = (
@@ -58,6 +60,8 @@ class Subscriber:
         "peer",
         "paused_since",
         "close_reason",
+        "started_at",
+        "sent",
         "_real_transport",
     )
 
@@ -69,6 +73,7 @@ class Subscriber:
         *,
         chunked: bool,
         peer: str = "",
+        started_at: float = 0.0,
     ) -> None:
         self.transport: asyncio.Transport = transport
         self._real_transport = transport
@@ -79,6 +84,8 @@ class Subscriber:
         self.peer = peer
         self.paused_since: float | None = None
         self.close_reason: str | None = None
+        self.started_at = started_at
+        self.sent = 0
 
     def send(self, payload: bytes) -> None:
         """Write ``payload`` (already framed for this subscriber); never blocks.
@@ -87,6 +94,7 @@ class Subscriber:
         when it is over ``max_buffer``.
         """
         self.transport.write(payload)
+        self.sent += len(payload)
         if (
             self.paused_since is not None
             and self.transport.get_write_buffer_size() > self.hub.max_buffer

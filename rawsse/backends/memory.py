@@ -125,6 +125,10 @@ class MemoryBackend:
         ):
             del self._by_user_id[record.id]
 
+    def history_size(self) -> int:
+        """Events kept, counted once per topic that keeps them."""
+        return sum(len(kept) for kept in self._history.values())
+
     def replay(self, topics: Sequence[str], last_event_id: str | None) -> Replay:
         """What a client that last saw ``last_event_id`` missed on ``topics``.
 

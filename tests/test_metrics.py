@@ -1,0 +1,165 @@
+"""/metrics after a scripted scenario, parsed with prometheus_client's own parser and
+checked against exact counts; /readyz; the metrics key."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from rawsse import __version__
+from rawsse.backends.memory import Record
+from tests.client import RawConnection, exchange, get
+from tests.conftest import make_config, running_server, scaled, wait_for
+from tests.test_flow import never_reading_stream
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+async def read_events(conn: RawConnection, count: int) -> None:
+    data = b""
+    while data.count(b"\n\n") < count:
+        data += await conn.read_some()
+
+
+def frame_bytes(records: list[Record], topics: set[str]) -> int:
+    return sum(len(r.frame) for r in records if topics & set(r.topics))
+
+
+async def test_metrics_after_a_scripted_scenario() -> None:
+    config = make_config(max_buffer=128 * 1024, write_high_water=16 * 1024, history=1000)
+    async with running_server(config) as server:
+        hub = server.hub
+        a = await RawConnection.open(server.port)
+        await a.send(get("/events?topic=a", version="1.0"))
+        b = await RawConnection.open(server.port)
+        await b.send(get("/events?topic=a&topic=b", version="1.0"))
+        await wait_for(lambda: hub.subscriber_count == 2)
+        for i in range(5):
+            hub.publish("a", f"a{i}")
+        hub.publish("b", "b0")
+        hub.publish("b", "b1")
+        hub.publish(["a", "b"], "both")
+        await read_events(a, 6)
+        await read_events(b, 8)
+        records = [hub.backend._history["a"][i] for i in range(6)] + list(
+            hub.backend._history["b"]
+        )[:2]
+        bytes_phase_1 = frame_bytes(records, {"a"}) + frame_bytes(records, {"a", "b"})
+
+        # A client that never reads is dropped for its buffer.
+        slow = await never_reading_stream(server.port, "/events?topic=s")
+        await wait_for(lambda: hub.subscriber_count == 3)
+        (slow_sub,) = [s for s in hub.subscribers() if s.topics == ("s",)]
+        published_to_s = 0
+        while slow_sub.close_reason is None:
+            hub.publish("s", "s" * 10000)
+            published_to_s += 1
+            await asyncio.sleep(0)
+        await wait_for(lambda: hub.subscriber_count == 2)
+        bytes_to_s = sum(len(r.frame) for r in hub.backend._history["s"])
+        assert published_to_s <= 1000  # all still in the history, so bytes_to_s is exact
+
+        # One client leaves; some ordinary requests, one refused stream.
+        await a.close()
+        await wait_for(lambda: hub.subscriber_count == 1)
+        assert (await exchange(server.port, get("/healthz"))).status == 200
+        assert (await exchange(server.port, get("/nope"))).status == 404
+        assert (await exchange(server.port, get("/events?topic="))).status == 400
+        answer = await exchange(server.port, get("/metrics"))
+        live = parse(answer.body.decode())
+
+        await server.shutdown(timeout=scaled(5))
+        slow.close()
+        await b.close()
+        final = parse(hub.exposition(draining=True).decode())
+
+    events = 8 + published_to_s
+    assert value(live, "rawsse_connected_clients") == 1
+    assert value(live, "rawsse_topic_clients", topic="a") == 1
+    assert value(live, "rawsse_topic_clients", topic="b") == 1
+    assert value(live, "rawsse_paused_clients") == 0
+    assert value(live, "rawsse_write_buffer_bytes_count") == 1
+    assert value(live, "rawsse_write_buffer_bytes_bucket", le="+Inf") == 1
+    assert value(live, "rawsse_events_published_total") == events
+    assert value(live, "rawsse_deliveries_total") == 6 + 8 + published_to_s
+    assert value(live, "rawsse_bytes_sent_total") == bytes_phase_1 + bytes_to_s
+    assert value(live, "rawsse_disconnects_total", reason="slow_buffer") == 1
+    assert value(live, "rawsse_disconnects_total", reason="client_closed") == 1
+    assert value(live, "rawsse_disconnects_total", reason="shutdown") == 0
+    assert value(live, "rawsse_rejected_total", reason="bad_request") == 1
+    assert value(live, "rawsse_requests_total", endpoint="/healthz", status="200") == 1
+    assert value(live, "rawsse_requests_total", endpoint="other", status="404") == 1
+    assert value(live, "rawsse_requests_total", endpoint="/events", status="400") == 1
+    assert value(live, "rawsse_requests_total", endpoint="/events", status="200") == 3
+    assert value(live, "rawsse_publish_latency_seconds_count") == events
+    assert value(live, "rawsse_publish_latency_seconds_bucket", le="+Inf") == events
+    assert value(live, "rawsse_history_events") == 6 + 3 + published_to_s
+    assert value(live, "rawsse_backend_up") == 1
+    assert value(live, "rawsse_draining") == 0
+    assert value(live, "rawsse_info", version=__version__, loop=value_loop(live)) == 1
+    assert abs(value(live, "process_start_time_seconds") - time.time()) < 3600
+
+    assert value(final, "rawsse_connected_clients") == 0
+    assert value(final, "rawsse_disconnects_total", reason="shutdown") == 1
+    assert value(final, "rawsse_draining") == 1
+
+
+def value_loop(samples: Samples) -> str:
+    ((_, labels),) = [key for key in samples if key[0] == "rawsse_info"]
+    loop = dict(labels)["loop"]
+    assert loop in ("asyncio", "uvloop")
+    return loop
+
+
+async def test_topic_labels_are_capped() -> None:
+    async with running_server(make_config(max_topics=64)) as server:
+        conns = []
+        for i in range(55):
+            conn = await RawConnection.open(server.port)
+            await conn.send(get(f"/events?topic=t{i:02d}" + ("&topic=big" if i < 3 else "")))
+            conns.append(conn)
+        await wait_for(lambda: server.hub.subscriber_count == 55)
+        samples = parse(server.hub.exposition().decode())
+        topics = {
+            dict(k[1])["topic"]: v for k, v in samples.items() if k[0] == "rawsse_topic_clients"
+        }
+        # 56 topics: "big" (3 clients) and t00..t54 (1 each). The 50 largest are shown,
+        # ties by name: big and t00..t48; t49..t54 (6 clients) are summed as _other.
+        assert len(topics) == 51 and topics["big"] == 3 and "t48" in topics and "t49" not in topics
+        assert topics["_other"] == 6
+        assert sum(topics.values()) == 55 + 3
+        for conn in conns:
+            await conn.close()
+
+
+async def test_metrics_key_and_readiness() -> None:
+    async with running_server(make_config(metrics_key="m-key")) as server:
+        assert (await exchange(server.port, get("/metrics"))).status == 401
+        answer = await exchange(server.port, get("/metrics", "Authorization: Bearer m-key"))
+        assert answer.status == 200 and b"rawsse_connected_clients" in answer.body
+        ready = await exchange(server.port, get("/readyz"))
+        assert (ready.status, ready.body) == (200, b"ready\n")
+        conn = await RawConnection.open(server.port)
+        await conn.send(b"GET /readyz HTTP/1.1\r\nHost: t\r\n")
+        await wait_for(lambda: len(server._state.connections) == 1)
+        shutdown = asyncio.create_task(server.shutdown(timeout=scaled(5)))
+        await wait_for(lambda: server.draining)
+        await conn.send(b"\r\n")
+        answer = await conn.answer()
+        assert (answer.status, answer.body) == (503, b"draining\n")
+        await shutdown
+        await conn.close()
