@@ -24,7 +24,7 @@ from rawsse.config import Config
 from rawsse.errors import InvalidEvent, PayloadTooLarge
 from rawsse.events import HEARTBEAT, chunk
 from rawsse.http import parse_topics
-from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics
+from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
 from rawsse.subscriber import Subscriber
 
 __all__ = ["Hub", "Group", "Topic"]
@@ -329,6 +329,7 @@ class Hub:
             draining=draining,
             version=__version__,
             loop=loop,
+            resident_bytes=resident_bytes(),
         )
 
     def exposition(self, *, draining: bool = False) -> bytes:

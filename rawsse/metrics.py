@@ -7,6 +7,7 @@ Counting on the hot path is an integer add on a slotted object; anything per sub
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,17 @@ class Histogram:
         return out
 
 
+def resident_bytes() -> int:
+    """This process's resident memory: /proc on Linux, else the peak from getrusage."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _number(value: float) -> str:
     return repr(float(value)) if not float(value).is_integer() else str(int(value))
 
@@ -108,6 +120,7 @@ class Gauges:
     draining: bool
     version: str
     loop: str
+    resident_bytes: int
 
 
 class Metrics:
@@ -153,6 +166,12 @@ class Metrics:
             "gauge",
             "Version and event loop of this process.",
             [f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}"}} 1'],
+        )
+        family(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            [f"process_resident_memory_bytes {gauges.resident_bytes}"],
         )
         family(
             "process_start_time_seconds",

@@ -112,6 +112,7 @@ async def test_metrics_after_a_scripted_scenario() -> None:
     assert value(live, "rawsse_draining") == 0
     assert value(live, "rawsse_info", version=__version__, loop=value_loop(live)) == 1
     assert abs(value(live, "process_start_time_seconds") - time.time()) < 3600
+    assert value(live, "process_resident_memory_bytes") > 1024 * 1024
 
     assert value(final, "rawsse_connected_clients") == 0
     assert value(final, "rawsse_disconnects_total", reason="shutdown") == 1
