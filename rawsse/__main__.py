@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import shlex
@@ -25,6 +24,7 @@ from rawsse.config import (
     Config,
 )
 from rawsse.errors import ConfigError
+from rawsse.logs import LOG_FORMATS, configure
 from rawsse.loops import LOOP_CHOICES, loop_factory
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_LEVEL", "info"),
         help="logging threshold; 'warning' silences the access log (default %(default)s)",
     )
+    add(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=_env("LOG_FORMAT", "text"),
+        help="'json' writes one JSON object per line, for log shippers (default %(default)s)",
+    )
     add("--version", action="version", version=f"rawsse {__version__}")
     return parser
 
@@ -174,12 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         new_loop = loop_factory(args.loop)
     except (ConfigError, ImportError) as exc:
         parser.error(str(exc))
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from rawsse.demo import demo_page, demo_producer
+    configure(args.log_level, args.log_format)
+    from rawsse.demo import demo_page, demo_producer, stats_producer
     from rawsse.server import Server, run
 
     loop_name = new_loop.__module__.split(".")[0]
@@ -187,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_start(server: Server) -> None:
         if demo:
             server.spawn(demo_producer(server.hub), name="demo-producer")
+            server.spawn(stats_producer(server.hub), name="stats-producer")
         print(banner(server.url, key, generated, demo, loop_name), flush=True)
 
     on_start_cb: Callable[[Server], None] = on_start

@@ -9,10 +9,13 @@ from importlib import resources
 
 from rawsse.hub import Hub
 
-__all__ = ["DEMO_TOPIC", "demo_page", "demo_producer"]
+__all__ = ["DEMO_TOPIC", "STATS_TOPIC", "demo_page", "demo_producer", "stats_producer"]
 
 #: The topic the built-in producer publishes to.
 DEMO_TOPIC = "demo"
+
+#: The topic the demo page's live panel reads: the hub's own figures, once a second.
+STATS_TOPIC = "rawsse.stats"
 
 
 def demo_page() -> bytes:
@@ -33,3 +36,23 @@ async def demo_producer(hub: Hub, *, topic: str = DEMO_TOPIC, interval: float = 
             topic, json.dumps({"n": n, "sent_ms": round(time.time() * 1000, 3)}), event="tick"
         )
         await asyncio.sleep(interval)
+
+
+async def stats_producer(hub: Hub, *, topic: str = STATS_TOPIC, interval: float = 1.0) -> None:
+    """Publish the hub's figures to ``topic`` every ``interval`` seconds, forever, as a
+    ``stats`` event: JSON with ``clients``, ``events_per_s`` and ``deliveries_per_s``
+    (rates over the last interval)."""
+    metrics = hub.metrics
+    loop = asyncio.get_running_loop()
+    before = (loop.time(), metrics.events_published, metrics.deliveries)
+    while True:
+        await asyncio.sleep(interval)
+        now = (loop.time(), metrics.events_published, metrics.deliveries)
+        elapsed = max(now[0] - before[0], 1e-9)
+        stats = {
+            "clients": hub.subscriber_count,
+            "events_per_s": round((now[1] - before[1]) / elapsed, 1),
+            "deliveries_per_s": round((now[2] - before[2]) / elapsed, 1),
+        }
+        before = now
+        hub.publish(topic, json.dumps(stats), event="stats")

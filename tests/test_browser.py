@@ -25,6 +25,12 @@ def test_demo_page_in_chromium() -> None:
                 "Number(document.getElementById('count').textContent) >= 2",
                 scaled(15),
             )
+            # The live panel shows the hub's own figures: at least this page is a client.
+            page.wait_until(
+                "Number(document.getElementById('stat-clients').textContent) >= 1", scaled(10)
+            )
+            deliveries = page.evaluate("document.getElementById('stat-deliveries').textContent")
+            assert float(deliveries) >= 0  # a number, no longer the placeholder
             delay = page.evaluate(
                 "document.querySelector('#events tr td:nth-child(4)').textContent"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -110,3 +111,16 @@ def test_key_from_the_environment_and_no_demo() -> None:
     finally:
         status, err = hub.stop()
     assert status == 0, err
+
+
+def test_json_logs() -> None:
+    hub = start_hub("--log-format", "json", "--no-demo")
+    try:
+        assert httpx.get(hub.url + "/healthz").status_code == 200
+    finally:
+        status, err = hub.stop()
+    assert status == 0, err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert {"time", "level", "logger", "message"} <= set(lines[0])
+    access = [entry for entry in lines if entry["logger"] == "rawsse.access"]
+    assert any('"GET /healthz" 200' in entry["message"] for entry in access)

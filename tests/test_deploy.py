@@ -13,7 +13,9 @@ RULES = Path(__file__).resolve().parent.parent / "deploy" / "alerts.yml"
 
 def test_promtool_accepts_the_alert_rules() -> None:
     promtool = require_program("promtool")
-    result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 4 rules found" in result.stdout
 
