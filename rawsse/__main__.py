@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer key that GET /metrics requires (default: none, /metrics is open)",
     )
     add(
+        "--metrics-port",
+        type=int,
+        default=_env("METRICS_PORT", None),
+        help="serve /metrics (with /healthz and /readyz) on this port instead of the main one",
+    )
+    add(
         "--history",
         type=int,
         default=_env("HISTORY", DEFAULT_HISTORY),
@@ -169,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             publish_key=key,
             metrics_key=args.metrics_key or None,
+            metrics_port=args.metrics_port,
             history=args.history,
             max_buffer=args.max_buffer,
             slow_timeout=args.slow_timeout,

@@ -99,10 +99,13 @@ class Config:
     shutdown_retry_window: int = DEFAULT_SHUTDOWN_RETRY_WINDOW
     publish_key: str | None = None
     metrics_key: str | None = None
+    metrics_port: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be 0-65535, got {self.metrics_port!r}")
         _at_least("history", self.history, 0)
         _at_least("max_event_size", self.max_event_size, 1)
         _at_least("write_high_water", self.write_high_water, 1)

@@ -65,6 +65,12 @@ ROUTES: dict[str, tuple[bytes, ...]] = {
     "/": (b"GET", b"HEAD"),
 }
 
+#: What a separate metrics listener (``metrics_port``) answers: scrapes and probes only.
+METRICS_ROUTES = {path: ROUTES[path] for path in ("/metrics", "/healthz", "/readyz")}
+
+#: The main listener's routes when metrics have a listener of their own.
+PUBLIC_ROUTES = {path: methods for path, methods in ROUTES.items() if path != "/metrics"}
+
 
 class ConnState(enum.Enum):
     """Where a connection is in its life."""
@@ -115,12 +121,14 @@ class HttpConnection(asyncio.Protocol):
         "_timer",
         "_timer_at",
         "_write_paused",
+        "_routes",
         "peer",
         "subscriber",
     )
 
-    def __init__(self, server: ServerState) -> None:
+    def __init__(self, server: ServerState, routes: dict[str, tuple[bytes, ...]] = ROUTES) -> None:
         self._server = server
+        self._routes = routes
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._h11: h11.Connection | None = None
@@ -277,7 +285,12 @@ class HttpConnection(asyncio.Protocol):
             self._answer(431, b"request header fields too large\n", close=True)
             return
         path, query = parse_target_or_none(request.target)
-        if path == "/events" and request.method in (b"GET", b"HEAD") and query is not None:
+        if (
+            path == "/events"
+            and request.method in (b"GET", b"HEAD")
+            and query is not None
+            and path in self._routes
+        ):
             self._on_events(request, query)
             return
         length = header_value(request.headers, b"content-length")
@@ -319,7 +332,7 @@ class HttpConnection(asyncio.Protocol):
         self, request: h11.Request, body: bytes
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
         path, query = parse_target(request.target)
-        allowed = ROUTES.get(path)
+        allowed = self._routes.get(path)
         if allowed is None or (path == "/" and self._server.demo_page is None):
             raise RequestError("not found", 404)
         if request.method not in allowed:

@@ -24,7 +24,14 @@ from typing import Any
 from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.loops import loop_factory
-from rawsse.protocol import ConnState, HttpConnection, ServerState
+from rawsse.protocol import (
+    METRICS_ROUTES,
+    PUBLIC_ROUTES,
+    ROUTES,
+    ConnState,
+    HttpConnection,
+    ServerState,
+)
 
 __all__ = ["Server", "ServerThread", "run"]
 
@@ -61,6 +68,7 @@ class Server:
         self.hub = hub if hub is not None else Hub(config)
         self._state = ServerState(config, self.hub, demo_page)
         self._listener: asyncio.Server | None = None
+        self._metrics_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: list[asyncio.TimerHandle] = []
         self._stop_requested: asyncio.Event | None = None
@@ -74,13 +82,22 @@ class Server:
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         state = self._state
+        separate_metrics = self.config.metrics_port is not None
+        routes = PUBLIC_ROUTES if separate_metrics else ROUTES
         self._listener = await loop.create_server(
-            lambda: HttpConnection(state),
+            lambda: HttpConnection(state, routes),
             self.config.host,
             self.config.port,
             reuse_address=True,
             backlog=4096,
         )
+        if separate_metrics:
+            self._metrics_listener = await loop.create_server(
+                lambda: HttpConnection(state, METRICS_ROUTES),
+                self.config.host,
+                self.config.metrics_port,
+                reuse_address=True,
+            )
         self._schedule(self.config.heartbeat, self._heartbeat)
         self._schedule(self._stall_interval(), self._check_stalled)
         logger.info("listening on %s", self.url)
@@ -112,6 +129,13 @@ class Server:
         for sock in self.sockets:
             return int(sock.getsockname()[1])
         return self.config.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the separate metrics listener, if there is one."""
+        if self._metrics_listener is None:
+            return None
+        return int(self._metrics_listener.sockets[0].getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -178,6 +202,8 @@ class Server:
         state.draining = True
         if self._listener is not None:
             self._listener.close()
+        # The metrics listener stays open while draining, so the drain can be watched;
+        # it closes with the rest at the end.
         for timer in self._timers:
             timer.cancel()
         self._timers = []
@@ -197,6 +223,10 @@ class Server:
         if state.connections and not self._forced:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(all_closed.wait(), max(0.0, deadline - loop.time()))
+        if self._metrics_listener is not None:
+            self._metrics_listener.close()
+            for connection in list(state.connections):
+                connection.close_idle()
         if state.connections:
             logger.warning("aborting %d connections still open at shutdown", len(state.connections))
             for connection in list(state.connections):
@@ -204,9 +234,10 @@ class Server:
             # abort() reports connection_lost on the next loop iterations.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(all_closed.wait(), 1.0)
-        if self._listener is not None:
-            await self._listener.wait_closed()
-            self._listener = None
+        for listener in (self._listener, self._metrics_listener):
+            if listener is not None:
+                await listener.wait_closed()
+        self._listener = self._metrics_listener = None
         logger.info("shut down")
 
     async def __aenter__(self) -> Server:

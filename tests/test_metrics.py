@@ -164,3 +164,18 @@ async def test_metrics_key_and_readiness() -> None:
         assert (answer.status, answer.body) == (503, b"draining\n")
         await shutdown
         await conn.close()
+
+
+async def test_metrics_on_a_listener_of_their_own() -> None:
+    async with running_server(make_config(metrics_port=0)) as server:
+        metrics_port = server.metrics_port
+        assert metrics_port is not None and metrics_port != server.port
+        assert (await exchange(server.port, get("/metrics"))).status == 404
+        assert (await exchange(server.port, get("/healthz"))).status == 200
+        answer = await exchange(metrics_port, get("/metrics"))
+        assert answer.status == 200 and b"rawsse_connected_clients 0" in answer.body
+        assert (await exchange(metrics_port, get("/readyz"))).status == 200
+        assert (await exchange(metrics_port, get("/events?topic=a"))).status == 404
+        assert (await exchange(metrics_port, get("/"))).status == 404
+        assert server.hub.subscriber_count == 0
+    assert server.metrics_port is None
