@@ -8,7 +8,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rawsse import __version__
@@ -199,10 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.spawn(stats_producer(server.hub), name="stats-producer")
         print(banner(server.url, key, generated, demo, loop_name), flush=True)
 
-    on_start_cb: Callable[[Server], None] = on_start
-    return run(
-        config, loop=args.loop, demo_page=demo_page() if demo else None, on_start=on_start_cb
-    )
+    return run(config, loop=args.loop, demo_page=demo_page() if demo else None, on_start=on_start)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from rawsse import __version__
 from rawsse.backends.memory import MemoryBackend, Record
 from rawsse.config import Config
-from rawsse.errors import InvalidEvent, PayloadTooLarge
+from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
 from rawsse.events import HEARTBEAT, chunk
 from rawsse.http import parse_topics
 from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
@@ -141,8 +141,8 @@ class Hub:
         names = (topic,) if isinstance(topic, str) else tuple(topic)
         try:
             return parse_topics(names, self.config.max_topics)
-        except Exception as exc:
-            raise InvalidEvent(str(exc)) from None
+        except RequestError as exc:
+            raise InvalidEvent(exc.reason) from None
 
     def dispatch(self, record: Record) -> None:
         """Queue ``record`` for the subscribers of its topics, flushed once per iteration."""

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, cast
 
 import h11
 
-from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
+from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import chunk, encode_retry
 from rawsse.http import (
     SSE_HEADERS,
@@ -390,8 +390,6 @@ class HttpConnection(asyncio.Protocol):
                 id=publish.id,
                 retry=publish.retry,
             )
-        except PayloadTooLarge:
-            raise
         except InvalidEvent as exc:
             raise RequestError(str(exc)) from None
         return 200, (event_id + "\n").encode("utf-8"), _TEXT, []

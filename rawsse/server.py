@@ -17,7 +17,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -371,7 +371,7 @@ def run(
     loop: str = "auto",
     hub: Hub | None = None,
     demo_page: bytes | None = None,
-    on_start: Any = None,
+    on_start: Callable[[Server], None] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit status.
 

@@ -205,3 +205,23 @@ async def test_streams_cost_no_task_and_drop_h11() -> None:
         assert len(server.hub._groups) == 5
         for conn in conns:
             await conn.close()
+
+
+def test_publish_refuses_bad_topics_and_data() -> None:
+    from rawsse.errors import InvalidEvent, PayloadTooLarge
+
+    hub = Hub(Config(max_topics=2, max_event_size=100))
+    for topics, reason in [("", "1 to 256"), (["a", "b", "c"], "at most 2"), ("a\nb", "control")]:
+        try:
+            hub.publish(topics, "x")
+        except InvalidEvent as exc:
+            assert reason in str(exc)
+        else:
+            raise AssertionError(f"{topics!r} was accepted")
+    try:
+        hub.publish("a", "\n" * 60)  # small data, over the limit once encoded
+    except PayloadTooLarge:
+        pass
+    else:
+        raise AssertionError("an event over max_event_size was accepted")
+    assert hub.metrics.events_published == 0 and hub.backend.last_seq == 0
