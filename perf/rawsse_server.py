@@ -24,7 +24,18 @@ from rawsse.loops import loop_factory
 
 
 async def main(args: argparse.Namespace) -> None:
-    config = Config(port=0, history=100, heartbeat=60, slow_timeout=60)
+    # The load generator is one machine opening every connection at once: the per-address
+    # limits meant for the internet are off, as they would be for a trusted benchmark.
+    config = Config(
+        port=0,
+        history=100,
+        heartbeat=60,
+        slow_timeout=60,
+        conn_rate=0,
+        max_connections_per_address=0,
+        max_streams_per_address=0,
+        max_streams=0,
+    )
     hub = Hub(config)
     async with Server(hub, config) as server:
         print(f"ready {server.port}", flush=True)

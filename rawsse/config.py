@@ -8,6 +8,7 @@ The CLI maps each field to a ``--flag`` and a ``RAWSSE_*`` environment variable.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 
 from rawsse.errors import ConfigError
@@ -73,6 +74,40 @@ DEFAULT_MAX_TOPICS = 64
 #: Topic names are bounded so that URLs and the history's keys stay small.
 MAX_TOPIC_LENGTH = 256
 
+# -- limits against abuse (0 turns a limit off) -------------------------------------------
+
+#: New connections per second from one client address (token bucket), and the burst it
+#: may spend at once. A browser page opens a handful and reconnects every few seconds;
+#: 20/s with a burst of 40 leaves room for a NAT of busy users and none for a flood.
+DEFAULT_CONN_RATE = 20.0
+DEFAULT_CONN_BURST = 40
+
+#: Open connections from one directly connected address (trusted proxies exempt), of any
+#: kind: past it, a new connection is closed at once, before it costs a request timeout.
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 256
+
+#: Concurrent streams from one client address. Browsers open at most six HTTP/1.1
+#: connections per host; 100 leaves room for NATs and offices.
+DEFAULT_MAX_STREAMS_PER_ADDRESS = 100
+
+#: Concurrent streams in all: the process's open-file limit (20 000 here) minus room for
+#: publishers, probes and the listener.
+DEFAULT_MAX_STREAMS = 10_000
+
+#: Publishes per second per credential (the publish key, or a token's subject), and the
+#: burst. A leaked credential cannot flood every subscriber faster than this.
+DEFAULT_PUBLISH_RATE = 1000.0
+DEFAULT_PUBLISH_BURST = 2000
+
+#: A peer that stops acknowledging (cable pulled, laptop closed) is dropped by the
+#: kernel once sent data has gone unacknowledged this long (``TCP_USER_TIMEOUT``); with
+#: heartbeats every ``heartbeat`` seconds such a stream ends within both added together.
+DEFAULT_DEAD_PEER_TIMEOUT = 30.0
+
+#: How long before a subscriber's token expires its stream carries a
+#: ``rawsse-auth-expiring`` event, so the page can refresh its credentials in time.
+DEFAULT_TOKEN_EXPIRY_NOTICE = 30.0
+
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
@@ -100,6 +135,23 @@ class Config:
     publish_key: str | None = None
     metrics_key: str | None = None
     metrics_port: int | None = None
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    subscribe_auth: bool = False
+    allow_query_token: bool = False
+    token_expiry_notice: float = DEFAULT_TOKEN_EXPIRY_NOTICE
+    conn_rate: float = DEFAULT_CONN_RATE
+    conn_burst: int = DEFAULT_CONN_BURST
+    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    max_streams_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS
+    max_streams: int = DEFAULT_MAX_STREAMS
+    publish_rate: float = DEFAULT_PUBLISH_RATE
+    publish_burst: int = DEFAULT_PUBLISH_BURST
+    trusted_proxies: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    dead_peer_timeout: float = DEFAULT_DEAD_PEER_TIMEOUT
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -129,13 +181,56 @@ class Config:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.retry is not None:
             _at_least("retry", self.retry, 0)
-        for name in ("publish_key", "metrics_key"):
+        for name in ("publish_key", "metrics_key", "jwt_secret", "jwt_public_key"):
             if getattr(self, name) == "":
                 raise ConfigError(f"{name} must not be empty (use None for no key)")
+        for name in (
+            "conn_burst",
+            "max_connections_per_address",
+            "max_streams_per_address",
+            "max_streams",
+            "publish_burst",
+        ):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("conn_rate", "publish_rate", "dead_peer_timeout", "token_expiry_notice"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
+        if self.conn_rate and self.conn_burst < 1:
+            raise ConfigError("conn_burst must be at least 1 when conn_rate is set")
+        if self.publish_rate and self.publish_burst < 1:
+            raise ConfigError("publish_burst must be at least 1 when publish_rate is set")
+        if self.jwt_secret is not None and self.jwt_public_key is not None:
+            raise ConfigError("give jwt_secret (HS256) or jwt_public_key (RS256/ES256), not both")
+        if self.subscribe_auth and self.jwt_secret is None and self.jwt_public_key is None:
+            raise ConfigError("subscribe_auth needs jwt_secret or jwt_public_key")
+        _check_networks(self.trusted_proxies)
+        _check_origins(self.cors_origins)
 
     def replace(self, **changes: object) -> Config:
         """Return a copy with ``changes`` applied, validated again."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _check_networks(values: tuple[str, ...]) -> None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"trusted_proxies: {value!r} is not an address or CIDR network"
+            ) from None
+
+
+def _check_origins(values: tuple[str, ...]) -> None:
+    for value in values:
+        if value == "*":
+            continue
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+            raise ConfigError(
+                f"cors_origins: {value!r} is not an origin like https://example.com or *"
+            )
 
 
 def _at_least(name: str, value: int, minimum: int) -> None:

@@ -23,7 +23,9 @@ __all__ = [
     "parse_topics",
     "parse_publish",
     "bearer_token",
+    "cookie_value",
     "header_value",
+    "redact_target",
     "SSE_HEADERS",
 ]
 
@@ -119,6 +121,41 @@ def bearer_token(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     if scheme.lower() != b"bearer" or not token.strip():
         return None
     return token.strip().decode("latin-1")
+
+
+def cookie_value(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The value of cookie ``name`` from every ``Cookie`` header, or ``None``."""
+    for key, value in headers:
+        if key != b"cookie":
+            continue
+        for pair in value.split(b";"):
+            cookie, sep, content = pair.strip().partition(b"=")
+            if sep and cookie == name and content:
+                return content.strip(b'"').decode("latin-1")
+    return None
+
+
+#: Query parameters whose values never reach a log line.
+SECRET_PARAMS = frozenset({"authorization", "access_token"})
+
+
+def redact_target(target: bytes) -> str:
+    """The request target for logs, with every credential in the query replaced.
+
+    Parameter names are compared after percent-decoding, so ``authoriz%61tion`` (which
+    ``parse_qs`` would read as ``authorization``) is redacted too.
+    """
+    path, sep, query = target.partition(b"?")
+    text = path.decode("latin-1")
+    if not sep:
+        return text
+    parts = []
+    for pair in query.decode("latin-1").split("&"):
+        name, eq, _value = pair.partition("=")
+        if eq and unquote(name.replace("+", " ")).lower() in SECRET_PARAMS:
+            pair = name + "=REDACTED"
+        parts.append(pair)
+    return text + "?" + "&".join(parts)
 
 
 def _one(params: Query, name: str) -> str | None:

@@ -30,6 +30,7 @@ DISCONNECT_REASONS = (
     "slow_timeout",
     "shutdown",
     "auth_expired",
+    "dead_peer",
     "limit",
     "error",
 )

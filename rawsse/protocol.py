@@ -22,27 +22,36 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import hmac
+import json
 import logging
 import random
-import socket
+import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import h11
 
+from rawsse.auth import AuthError, Authorizer, Grants
+from rawsse.cors import CorsPolicy
 from rawsse.errors import InvalidEvent, RequestError
-from rawsse.events import chunk, encode_retry
+from rawsse.events import chunk, encode_comment, encode_event, encode_retry
 from rawsse.http import (
     SSE_HEADERS,
     bearer_token,
+    cookie_value,
     header_value,
     parse_publish,
     parse_target,
     parse_topics,
+    redact_target,
 )
+from rawsse.limits import Limits, client_key, retry_after_seconds, stream_retry_ms
+from rawsse.proxy import ProxyResolver
 from rawsse.subscriber import Subscriber
+from rawsse.tcp import tune_socket
 
 if TYPE_CHECKING:
     from rawsse.config import Config
@@ -54,6 +63,13 @@ logger = logging.getLogger("rawsse.server")
 access_logger = logging.getLogger("rawsse.access")
 
 _TEXT = b"text/plain; charset=utf-8"
+_EVENT_STREAM = b"text/event-stream; charset=utf-8"
+
+#: The cookie an ``EventSource`` (which cannot set headers) carries its token in.
+AUTH_COOKIE = b"rawsse_authorization"
+
+#: The event a stream carries ``token_expiry_notice`` seconds before its token expires.
+AUTH_EXPIRING_EVENT = "rawsse-auth-expiring"
 
 #: Methods each path answers; anything else on a known path is 405 with ``Allow``.
 ROUTES: dict[str, tuple[bytes, ...]] = {
@@ -83,13 +99,17 @@ class ConnState(enum.Enum):
 
 
 class ServerState:
-    """What every connection of one server shares: configuration, hub, the registry
-    of open connections and whether the server is draining for shutdown."""
+    """What every connection of one server shares: configuration, hub, credentials,
+    limits, the registry of open connections and whether the server is draining."""
 
     def __init__(self, config: Config, hub: Hub, demo_page: bytes | None) -> None:
         self.config = config
         self.hub = hub
         self.demo_page = demo_page
+        self.auth = Authorizer(config)
+        self.limits = Limits(config)
+        self.proxies = ProxyResolver(config.trusted_proxies)
+        self.cors = CorsPolicy(config.cors_origins)
         self.connections: set[HttpConnection] = set()
         self.draining = False
         self.on_idle: Callable[[], None] | None = None
@@ -122,7 +142,16 @@ class HttpConnection(asyncio.Protocol):
         "_timer_at",
         "_write_paused",
         "_routes",
+        "_peer_ip",
+        "_trusted_peer",
+        "_connection_key",
+        "_stream_key",
+        "_throttled_for",
+        "_expires_at",
+        "_expiry_noticed",
+        "_ignored",
         "peer",
+        "client",
         "subscriber",
     )
 
@@ -140,7 +169,17 @@ class HttpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._write_paused = False
+        self._peer_ip = ""
+        self._trusted_peer = False
+        self._connection_key: str | None = None  # counted in limits.connections
+        self._stream_key: str | None = None  # counted in limits.streams
+        self._throttled_for: float | None = None  # over the connection rate: wait this
+        self._expires_at: float | None = None  # loop time the stream's token expires
+        self._expiry_noticed = False
+        self._ignored = 0  # bytes a streaming client sent after its request
         self.peer = ""
+        #: The client's address: the peer's, or the one a trusted proxy reported.
+        self.client = ""
         self.subscriber: Subscriber | None = None
 
     @property
@@ -166,13 +205,32 @@ class HttpConnection(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport but implement it.
         transport = cast(asyncio.Transport, transport)
         self._transport = transport
-        config = self._server.config
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Events are small and latency-bound: never wait for Nagle's timer.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server = self._server
+        config = server.config
         peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "")
+        if isinstance(peer, tuple):
+            self._peer_ip = str(peer[0])
+            self.peer = f"{peer[0]}:{peer[1]}"
+        else:
+            self.peer = str(peer or "")
+        self.client = self._peer_ip
+        self._trusted_peer = server.proxies.is_trusted(self._peer_ip)
+        if self._peer_ip and not self._trusted_peer:
+            key = client_key(self._peer_ip)
+            if not server.limits.connections.acquire(key):
+                # One address holding this many sockets is not a browser: close at once,
+                # before the connection costs a request timeout.
+                server.hub.metrics.rejected["limit"] += 1
+                self._state = ConnState.CLOSING
+                transport.abort()
+                return
+            self._connection_key = key
+            wait = server.limits.connection_rate.take(key, self._loop.time())
+            if wait:
+                self._throttled_for = wait  # its first request is turned away politely
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            tune_socket(sock, config.dead_peer_timeout)
         transport.set_write_buffer_limits(
             high=config.write_high_water, low=config.write_high_water // 4
         )
@@ -186,7 +244,10 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._state is not ConnState.IDLE and self._state is not ConnState.REQUEST:
             # A stream's client has nothing more to say; what it sends is discarded
-            # unread rather than buffered.
+            # unread rather than buffered, and one that keeps talking is cut off.
+            self._ignored += len(data)
+            if self._ignored > self._server.config.max_header_size and self.subscriber:
+                self.subscriber.drop("limit")
             return
         try:
             if self._state is ConnState.IDLE:
@@ -209,20 +270,30 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._set_state(ConnState.CLOSED)
         self._h11 = None
+        server = self._server
+        if self._connection_key is not None:
+            server.limits.connections.release(self._connection_key)
+            self._connection_key = None
+        if self._stream_key is not None:
+            server.limits.streams.release(self._stream_key)
+            self._stream_key = None
         subscriber = self.subscriber
         if subscriber is not None:
             self.subscriber = None
-            hub = self._server.hub
+            hub = server.hub
             hub.unsubscribe(subscriber)
-            reason = subscriber.close_reason or "client_closed"
+            reason = subscriber.close_reason
+            if reason is None:
+                timed_out = isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT
+                reason = "dead_peer" if timed_out else "client_closed"
             hub.count_disconnect(reason)
             access_logger.info(
                 "%s stream closed topics=%s reason=%s",
-                self.peer,
+                self._who(),
                 ",".join(subscriber.topics),
                 reason,
             )
-        self._server.forget(self)
+        server.forget(self)
 
     def pause_writing(self) -> None:
         if self.subscriber is not None:
@@ -284,13 +355,26 @@ class HttpConnection(asyncio.Protocol):
         if head_size > self._server.config.max_header_size:
             self._answer(431, b"request header fields too large\n", close=True)
             return
+        if not _single_framing(request.headers):
+            # Both Content-Length and Transfer-Encoding: the shape of request smuggling.
+            # Refused, and the connection closed (RFC 9112 6.1).
+            self._answer(400, b"both Content-Length and Transfer-Encoding\n", close=True)
+            return
+        if self._trusted_peer:
+            self.client = self._server.proxies.client(self._peer_ip, request.headers)
         path, query = parse_target_or_none(request.target)
-        if (
+        is_stream = (
             path == "/events"
             and request.method in (b"GET", b"HEAD")
             and query is not None
             and path in self._routes
-        ):
+        )
+        if self._throttled_for is not None:
+            wait, self._throttled_for = self._throttled_for, None
+            self._refuse("too many new connections", wait, stream=is_stream)
+            return
+        if is_stream:
+            assert query is not None
             self._on_events(request, query)
             return
         length = header_value(request.headers, b"content-length")
@@ -323,7 +407,7 @@ class HttpConnection(asyncio.Protocol):
                 exc.status,
                 (exc.reason + "\n").encode(),
                 _TEXT,
-                [],
+                _challenge(exc),
             )
         self._body = []
         self._answer(status, body, content_type=content_type, headers=headers)
@@ -335,6 +419,8 @@ class HttpConnection(asyncio.Protocol):
         allowed = self._routes.get(path)
         if allowed is None or (path == "/" and self._server.demo_page is None):
             raise RequestError("not found", 404)
+        if request.method == b"OPTIONS":
+            return self._options(request, allowed)
         if request.method not in allowed:
             return 405, b"method not allowed\n", _TEXT, [(b"allow", b", ".join(allowed))]
         server = self._server
@@ -363,18 +449,31 @@ class HttpConnection(asyncio.Protocol):
         assert server.demo_page is not None
         return 200, server.demo_page, b"text/html; charset=utf-8", []
 
+    def _options(
+        self, request: h11.Request, allowed: tuple[bytes, ...]
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        """A CORS preflight (204 for an allowed origin, 403 otherwise), or a plain
+        ``OPTIONS`` (204 with ``Allow``)."""
+        methods = (*allowed, b"OPTIONS")
+        if header_value(request.headers, b"access-control-request-method") is None:
+            return 204, b"", _TEXT, [(b"allow", b", ".join(methods))]
+        origin = header_value(request.headers, b"origin")
+        cors = self._server.cors
+        if not cors.allows(origin):
+            raise RequestError("origin not allowed", 403)
+        return 204, b"", _TEXT, cors.preflight(origin, allowed)
+
     def _publish(
         self, request: h11.Request, body: bytes, query: dict[str, list[str]]
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
-        config = self._server.config
-        if self._server.draining:
+        server = self._server
+        config = server.config
+        if server.draining:
             raise RequestError("shutting down", 503)
-        if config.publish_key is None:
-            raise RequestError(
-                "publishing over HTTP is disabled: no publish key is configured", 403
-            )
-        if not _key_matches(request, config.publish_key):
-            return 401, b"missing or wrong publish key\n", _TEXT, [(b"www-authenticate", b"Bearer")]
+        grants = server.auth.publisher(bearer_token(request.headers))
+        wait = server.limits.publish_rate.take(grants.subject, self._loop.time())
+        if wait:
+            return _too_many("too many publishes", wait)
         publish = parse_publish(
             header_value(request.headers, b"content-type"),
             body,
@@ -382,6 +481,7 @@ class HttpConnection(asyncio.Protocol):
             max_event_size=config.max_event_size,
             max_topics=config.max_topics,
         )
+        grants.check_publish(publish.topics)
         try:
             event_id = self._server.hub.publish(
                 publish.topics,
@@ -409,9 +509,27 @@ class HttpConnection(asyncio.Protocol):
             server.hub.metrics.rejected["draining"] += 1
             self._answer(503, b"shutting down\n", close=True)
             return
+        try:
+            grants = server.auth.subscriber(self._subscriber_token(request, query), topics)
+        except AuthError as exc:
+            server.hub.metrics.rejected["auth"] += 1
+            self._answer_auth_error(exc)
+            return
         if request.method == b"HEAD":
             self._answer(200, b"", content_type=None, headers=SSE_HEADERS)
             return
+        key = client_key(self.client)
+        if self._trusted_peer:
+            # Behind a proxy the client's own connections are not seen: each stream
+            # request stands for one.
+            wait = server.limits.connection_rate.take(key, self._loop.time())
+            if wait:
+                self._refuse("too many new connections", wait, stream=True)
+                return
+        if not server.limits.open_stream(key, server.hub.subscriber_count):
+            self._refuse("too many streams", None, stream=True)
+            return
+        self._stream_key = key
         raw_id = header_value(request.headers, b"last-event-id")
         last_event_id = (
             raw_id.decode("utf-8", "replace")
@@ -423,7 +541,10 @@ class HttpConnection(asyncio.Protocol):
         assert conn is not None and transport is not None
         # h11 chooses the framing: chunked for HTTP/1.1, close-delimited for HTTP/1.0.
         chunked = conn.their_http_version != b"1.0"
-        head = conn.send(h11.Response(status_code=200, headers=SSE_HEADERS, reason=b"OK"))
+        headers = SSE_HEADERS
+        if server.cors.enabled:
+            headers = SSE_HEADERS + server.cors.headers(header_value(request.headers, b"origin"))
+        head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
         assert head is not None
         subscriber = Subscriber(
             transport,
@@ -449,11 +570,54 @@ class HttpConnection(asyncio.Protocol):
             subscriber.pause(self._loop.time())
         access_logger.info(
             '%s "GET %s HTTP/%s" 200 stream',
-            self.peer,
-            request.target.decode("latin-1"),
+            self._who(),
+            redact_target(request.target),
             conn.their_http_version.decode() if conn.their_http_version else "1.1",
         )
         transport.write(head + first)
+        if grants is not None and grants.expires_at is not None:
+            self._arm_expiry(grants)
+
+    def _subscriber_token(self, request: h11.Request, query: dict[str, list[str]]) -> str | None:
+        """A subscriber's token: the ``Authorization`` header, else the cookie, else
+        (only with ``allow_query_token``) the ``authorization`` query parameter."""
+        token = bearer_token(request.headers) or cookie_value(request.headers, AUTH_COOKIE)
+        if token is None and self._server.config.allow_query_token:
+            token = _first(query.get("authorization"))
+            if token is not None and token.lower().startswith("bearer "):
+                token = token[7:].strip()
+        return token or None
+
+    def _arm_expiry(self, grants: Grants) -> None:
+        """Time the stream's end to its token's expiry, with a notice ahead of it."""
+        assert grants.expires_at is not None
+        remaining = max(0.0, grants.expires_at - time.time())
+        self._expires_at = self._loop.time() + remaining
+        notice = self._server.config.token_expiry_notice
+        self._set_deadline(max(0.0, remaining - notice))
+
+    def _on_stream_timer(self) -> None:
+        """The notice that the token is about to expire, then, at expiry, the end."""
+        subscriber = self.subscriber
+        expires_at = self._expires_at
+        if subscriber is None or expires_at is None:
+            return
+        now = self._loop.time()
+        if not self._expiry_noticed:
+            self._expiry_noticed = True
+            notice = json.dumps(
+                {
+                    "reason": "token_expiring",
+                    "expires_in_ms": max(0, round((expires_at - now) * 1000)),
+                }
+            )
+            payload = encode_event(notice, event=AUTH_EXPIRING_EVENT)
+            subscriber.send(chunk(payload) if subscriber.chunked else payload)
+            if expires_at > now:
+                self._set_deadline(expires_at - now)
+                return
+        subscriber.finish(b"", "auth_expired")
+        self._set_state(ConnState.CLOSING)
 
     def finish_stream(self, window_ms: int) -> None:
         """End the stream for shutdown: tell the client when to come back (a random
@@ -464,6 +628,34 @@ class HttpConnection(asyncio.Protocol):
         hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
         subscriber.finish(hint, "shutdown")
         self._set_state(ConnState.CLOSING)
+
+    # -- refusing -----------------------------------------------------------------------------
+
+    def _refuse(self, reason: str, wait: float | None, *, stream: bool) -> None:
+        """Turn away a request over a limit so that its client comes back later.
+
+        A browser's ``EventSource`` gives up for good on any answer but 200, so a stream
+        request gets a 200 event stream holding only a comment and a ``retry:`` hint,
+        and is closed: the browser reconnects after that delay. Anything else gets 429
+        with ``Retry-After``.
+        """
+        metrics = self._server.hub.metrics
+        metrics.rejected["limit"] += 1
+        if not stream:
+            status, body, _type, headers = _too_many(reason, wait or 1.0)
+            self._answer(status, body, headers=headers, close=True)
+            return
+        body = encode_comment(reason) + encode_retry(stream_retry_ms(wait))
+        self._answer(
+            200,
+            body,
+            content_type=_EVENT_STREAM,
+            headers=[(b"cache-control", b"no-cache")],
+            close=True,
+        )
+
+    def _answer_auth_error(self, exc: AuthError) -> None:
+        self._answer(exc.status, (exc.reason + "\n").encode(), headers=_challenge(exc))
 
     # -- answering --------------------------------------------------------------------------
 
@@ -483,6 +675,8 @@ class HttpConnection(asyncio.Protocol):
             self._close()
             return
         all_headers = list(headers)
+        if self._server.cors.enabled and request is not None:
+            all_headers += self._server.cors.headers(header_value(request.headers, b"origin"))
         if content_type is not None:
             # content_type=None is the head of a HEAD /events: framing left to h11.
             all_headers.append((b"content-type", content_type))
@@ -501,9 +695,9 @@ class HttpConnection(asyncio.Protocol):
         self._server.metrics_count(path, status)
         access_logger.info(
             '%s "%s %s" %d',
-            self.peer,
+            self._who(),
             request.method.decode("latin-1") if request is not None else "-",
-            request.target.decode("latin-1") if request is not None else "-",
+            redact_target(request.target) if request is not None else "-",
             status,
         )
         self._request = None
@@ -512,6 +706,12 @@ class HttpConnection(asyncio.Protocol):
         elif conn.their_state is h11.DONE:
             conn.start_next_cycle()
             self._set_state(ConnState.REQUEST if conn.trailing_data[0] else ConnState.IDLE)
+
+    def _who(self) -> str:
+        """The client for log lines: its address, and the proxy's when there is one."""
+        if self._trusted_peer and self.client != self._peer_ip:
+            return f"{self.client} via {self.peer}"
+        return self.peer
 
     def _answer_error(self, status: int, reason: str) -> None:
         status = status if 400 <= status < 600 else 400
@@ -572,6 +772,8 @@ class HttpConnection(asyncio.Protocol):
             return
         if self._state is ConnState.REQUEST:
             self._answer(408, b"request timeout\n", close=True)
+        elif self._state is ConnState.STREAMING:
+            self._on_stream_timer()
         else:
             self._close()
 
@@ -591,6 +793,27 @@ def _key_matches(request: h11.Request, key: str) -> bool:
     return token is not None and hmac.compare_digest(
         token.encode("utf-8", "surrogateescape"), key.encode("utf-8")
     )
+
+
+def _single_framing(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Not both Content-Length and Transfer-Encoding. (h11 already refuses differing
+    Content-Lengths and merges identical ones, and refuses a repeated or unknown
+    Transfer-Encoding with 501.)"""
+    names = {name for name, _value in headers}
+    return not (b"content-length" in names and b"transfer-encoding" in names)
+
+
+def _challenge(exc: RequestError) -> list[tuple[bytes, bytes]]:
+    """``WWW-Authenticate`` for a refused credential, as RFC 6750 asks."""
+    if isinstance(exc, AuthError) and exc.status in (401, 403):
+        return [(b"www-authenticate", exc.challenge)]
+    return []
+
+
+def _too_many(reason: str, wait: float) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    """429 with ``Retry-After``."""
+    retry_after = str(retry_after_seconds(wait)).encode()
+    return 429, (reason + "\n").encode(), _TEXT, [(b"retry-after", retry_after)]
 
 
 def _must_close(conn: h11.Connection) -> bool:

@@ -62,6 +62,15 @@ def require_program(name: str) -> str:
 TEST_KEY = "test-key"
 
 
+#: For tests that open many connections from 127.0.0.1 on purpose: the per-address limits
+#: off (they have tests of their own).
+NO_CLIENT_LIMITS: dict[str, Any] = {
+    "conn_rate": 0,
+    "max_connections_per_address": 0,
+    "max_streams_per_address": 0,
+}
+
+
 def make_config(**changes: Any) -> Config:
     base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "publish_key": TEST_KEY}
     base.update(changes)

@@ -11,7 +11,7 @@ from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.protocol import HttpConnection, ServerState
 from tests.client import RawConnection, get
-from tests.conftest import make_config, running_server, wait_for
+from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, wait_for
 from tests.sse_parser import dechunk, parse
 
 
@@ -190,7 +190,7 @@ async def test_a_client_paused_too_long_is_dropped_after_slow_timeout() -> None:
 async def test_streams_cost_no_task_and_drop_h11() -> None:
     """No task, coroutine or queue per subscriber: 200 streams add no task at all, and
     each stream's connection has let its h11 state machine go."""
-    async with running_server() as server:
+    async with running_server(make_config(**NO_CLIENT_LIMITS)) as server:
         tasks_before = len(asyncio.all_tasks())
         conns = []
         for i in range(200):

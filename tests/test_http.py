@@ -133,9 +133,15 @@ async def test_too_many_topics() -> None:
 async def test_publish_needs_the_right_key() -> None:
     async with running_server() as server:
         form = b"topic=a&data=x"
-        for headers in [(), ("Authorization: Bearer wrong",), ("Authorization: Basic dGVzdA==",)]:
+        # RFC 6750: a bare challenge when no bearer credential came, invalid_token for a
+        # wrong one.
+        for headers, challenge in [
+            ((), "Bearer"),
+            (("Authorization: Bearer wrong",), 'Bearer error="invalid_token"'),
+            (("Authorization: Basic dGVzdA==",), "Bearer"),
+        ]:
             answer = await exchange(server.port, post("/publish", form, *headers), method=b"POST")
-            assert answer.status == 401 and answer.headers["www-authenticate"] == "Bearer"
+            assert answer.status == 401 and answer.headers["www-authenticate"] == challenge
         assert server.hub.metrics.events_published == 0
 
 

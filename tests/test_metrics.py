@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rawsse import __version__
 from rawsse.backends.memory import Record
 from tests.client import RawConnection, exchange, get
-from tests.conftest import make_config, running_server, scaled, wait_for
+from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
 from tests.test_flow import never_reading_stream
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -127,7 +127,7 @@ def value_loop(samples: Samples) -> str:
 
 
 async def test_topic_labels_are_capped() -> None:
-    async with running_server(make_config(max_topics=64)) as server:
+    async with running_server(make_config(max_topics=64, **NO_CLIENT_LIMITS)) as server:
         conns = []
         for i in range(55):
             conn = await RawConnection.open(server.port)
