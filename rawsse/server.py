@@ -41,6 +41,9 @@ logger = logging.getLogger("rawsse.server")
 #: client is dropped within ``slow_timeout`` plus this (or a quarter of it, if smaller).
 STALL_CHECK_INTERVAL = 1.0
 
+#: How often rate-limit buckets that have filled up again are forgotten.
+LIMIT_PRUNE_INTERVAL = 10.0
+
 
 class Server:
     """Serve a :class:`Hub` over HTTP on ``config.host``:``config.port``.
@@ -70,7 +73,7 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._metrics_listener: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stop_requested: asyncio.Event | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._forced = False
@@ -100,15 +103,17 @@ class Server:
             )
         self._schedule(self.config.heartbeat, self._heartbeat)
         self._schedule(self._stall_interval(), self._check_stalled)
+        self._schedule(LIMIT_PRUNE_INTERVAL, self._prune_limits)
         logger.info("listening on %s", self.url)
 
     def _stall_interval(self) -> float:
         return min(STALL_CHECK_INTERVAL, self.config.slow_timeout / 4)
 
     def _schedule(self, delay: float, callback: Any) -> None:
+        # One handle per periodic callback, replaced when it re-arms: a list of every
+        # handle ever armed would grow by one a second for the life of the server.
         loop = asyncio.get_running_loop()
-        self._timers = [t for t in self._timers if not t.cancelled()]
-        self._timers.append(loop.call_later(delay, callback))
+        self._timers[callback.__name__] = loop.call_later(delay, callback)
 
     def _heartbeat(self) -> None:
         self.hub.heartbeat()
@@ -117,6 +122,10 @@ class Server:
     def _check_stalled(self) -> None:
         self.hub.drop_stalled(asyncio.get_running_loop().time())
         self._schedule(self._stall_interval(), self._check_stalled)
+
+    def _prune_limits(self) -> None:
+        self._state.limits.prune(asyncio.get_running_loop().time())
+        self._schedule(LIMIT_PRUNE_INTERVAL, self._prune_limits)
 
     @property
     def sockets(self) -> Sequence[Any]:
@@ -204,9 +213,9 @@ class Server:
             self._listener.close()
         # The metrics listener stays open while draining, so the drain can be watched;
         # it closes with the rest at the end.
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
-        self._timers = []
+        self._timers = {}
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -89,3 +89,16 @@ async def exchange(port: int, raw: bytes, *, method: bytes = b"GET") -> Answer:
 def get(path: str, *extra: str, version: str = "1.1") -> bytes:
     lines = [f"GET {path} HTTP/{version}", "Host: test", *extra, "", ""]
     return "\r\n".join(lines).encode()
+
+
+async def raw_stream(
+    port: int, path: str, *headers: str, version: str = "1.1"
+) -> tuple[RawConnection, bytes]:
+    """Open a stream with a raw GET; return the connection and all bytes read up to and
+    including the end of the response head (possibly with the start of the body)."""
+    conn = await RawConnection.open(port)
+    await conn.send(get(path, *headers, version=version))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await conn.read_some()
+    return conn, head

@@ -14,7 +14,7 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 
 from rawsse.backends.memory import LOST_EVENT
 from rawsse.hub import Hub
-from tests.client import RawConnection, get
+from tests.client import raw_stream
 from tests.conftest import (
     TEST_KEY,
     make_config,
@@ -134,17 +134,6 @@ async def test_curl_reads_the_stream(version: str) -> None:
             curl.terminate()
             await curl.wait()
         await wait_for(lambda: server.hub.subscriber_count == 0)
-
-
-async def raw_stream(
-    port: int, path: str, *headers: str, version: str = "1.1"
-) -> tuple[RawConnection, bytes]:
-    conn = await RawConnection.open(port)
-    await conn.send(get(path, *headers, version=version))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await conn.read_some()
-    return conn, head
 
 
 async def test_http_1_1_streams_are_chunked_and_end_with_the_terminating_chunk() -> None:
