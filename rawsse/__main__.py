@@ -19,6 +19,7 @@ from rawsse.config import (
     DEFAULT_HEARTBEAT,
     DEFAULT_HISTORY,
     DEFAULT_HOST,
+    DEFAULT_LIMIT_RETRY,
     DEFAULT_MAX_BUFFER,
     DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
     DEFAULT_MAX_EVENT_SIZE,
@@ -180,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_env("PUBLISH_BURST", DEFAULT_PUBLISH_BURST),
         help="publishes a credential may make at once (default %(default)s)",
+    )
+    add(
+        "--limit-retry",
+        type=int,
+        default=_env("LIMIT_RETRY", DEFAULT_LIMIT_RETRY),
+        help="milliseconds a stream refused for a limit is told to wait, with ±50%% jitter "
+        "(default %(default)s)",
     )
     add(
         "--trusted-proxy",
@@ -381,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_streams=args.max_streams,
             publish_rate=args.publish_rate,
             publish_burst=args.publish_burst,
+            limit_retry=args.limit_retry,
             trusted_proxies=_split_commas(args.trusted_proxy or _env_list("TRUSTED_PROXY")),
             cors_origins=_split_commas(args.cors_origin or _env_list("CORS_ORIGIN")),
             dead_peer_timeout=args.dead_peer_timeout,

@@ -99,6 +99,11 @@ DEFAULT_MAX_STREAMS = 10_000
 DEFAULT_PUBLISH_RATE = 1000.0
 DEFAULT_PUBLISH_BURST = 2000
 
+#: A stream refused for a concurrency cap is told to come back after a random delay
+#: between half and one and a half times this (milliseconds), so refused clients spread
+#: out instead of returning together.
+DEFAULT_LIMIT_RETRY = 10_000
+
 #: A peer that stops acknowledging (cable pulled, laptop closed) is dropped by the
 #: kernel once sent data has gone unacknowledged this long (``TCP_USER_TIMEOUT``); with
 #: heartbeats every ``heartbeat`` seconds such a stream ends within both added together.
@@ -149,6 +154,7 @@ class Config:
     max_streams: int = DEFAULT_MAX_STREAMS
     publish_rate: float = DEFAULT_PUBLISH_RATE
     publish_burst: int = DEFAULT_PUBLISH_BURST
+    limit_retry: int = DEFAULT_LIMIT_RETRY
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     dead_peer_timeout: float = DEFAULT_DEAD_PEER_TIMEOUT
@@ -190,6 +196,7 @@ class Config:
             "max_streams_per_address",
             "max_streams",
             "publish_burst",
+            "limit_retry",
         ):
             _at_least(name, getattr(self, name), 0)
         for name in ("conn_rate", "publish_rate", "dead_peer_timeout", "token_expiry_notice"):

@@ -19,11 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rawsse.config import Config
 
-__all__ = ["RateTable", "CountTable", "Limits", "client_key", "STREAM_RETRY_RANGE_MS"]
-
-#: When a stream is refused for a concurrency cap, the client is told to come back after
-#: a random delay in this range (milliseconds), so refused clients do not return at once.
-STREAM_RETRY_RANGE_MS = (5_000, 15_000)
+__all__ = ["RateTable", "CountTable", "Limits", "client_key", "retry_range_ms"]
 
 
 def client_key(address: str) -> str:
@@ -122,6 +118,7 @@ class Limits:
         self.connections = CountTable(config.max_connections_per_address)
         self.streams = CountTable(config.max_streams_per_address)
         self.max_streams = config.max_streams
+        self.limit_retry = config.limit_retry
 
     def prune(self, now: float) -> None:
         """Drop state that no longer limits anyone (called by the server's timer)."""
@@ -140,9 +137,14 @@ def retry_after_seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
-def stream_retry_ms(wait: float | None) -> int:
+def retry_range_ms(limit_retry: int) -> tuple[int, int]:
+    """The range a refused stream's ``retry:`` hint is drawn from, for a full cap."""
+    return limit_retry // 2, limit_retry * 3 // 2
+
+
+def stream_retry_ms(wait: float | None, limit_retry: int) -> int:
     """The ``retry:`` hint given to a refused stream: the rate limit's wait plus up to a
-    second of jitter, or a random delay in ``STREAM_RETRY_RANGE_MS`` for a full cap."""
+    second of jitter, or a random delay in ``retry_range_ms(limit_retry)`` for a full cap."""
     if wait is not None:
         return math.ceil(wait * 1000) + random.randint(0, 1000)
-    return random.randint(*STREAM_RETRY_RANGE_MS)
+    return random.randint(*retry_range_ms(limit_retry))

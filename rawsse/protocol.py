@@ -645,7 +645,8 @@ class HttpConnection(asyncio.Protocol):
             status, body, _type, headers = _too_many(reason, wait or 1.0)
             self._answer(status, body, headers=headers, close=True)
             return
-        body = encode_comment(reason) + encode_retry(stream_retry_ms(wait))
+        retry = stream_retry_ms(wait, self._server.limits.limit_retry)
+        body = encode_comment(reason) + encode_retry(retry)
         self._answer(
             200,
             body,

@@ -27,8 +27,12 @@ class RawConnection:
         self._h11 = h11.Connection(h11.CLIENT)
 
     @classmethod
-    async def open(cls, port: int, host: str = "127.0.0.1") -> RawConnection:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def open(
+        cls, port: int, host: str = "127.0.0.1", *, source: str | None = None
+    ) -> RawConnection:
+        """Connect to ``host:port``, from the loopback address ``source`` if given."""
+        local = (source, 0) if source is not None else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:
@@ -92,11 +96,11 @@ def get(path: str, *extra: str, version: str = "1.1") -> bytes:
 
 
 async def raw_stream(
-    port: int, path: str, *headers: str, version: str = "1.1"
+    port: int, path: str, *headers: str, version: str = "1.1", source: str | None = None
 ) -> tuple[RawConnection, bytes]:
     """Open a stream with a raw GET; return the connection and all bytes read up to and
     including the end of the response head (possibly with the start of the body)."""
-    conn = await RawConnection.open(port)
+    conn = await RawConnection.open(port, source=source)
     await conn.send(get(path, *headers, version=version))
     head = b""
     while b"\r\n\r\n" not in head:

@@ -4,6 +4,8 @@ delay, and after a server restart the page reconnects and is told what was lost.
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 
 import httpx
 
@@ -62,3 +64,58 @@ def test_demo_page_in_chromium() -> None:
         for process in (hub, restarted):
             if process is not None and process.process.poll() is None:
                 process.stop()
+
+
+def test_an_event_source_turned_away_for_a_limit_comes_back_by_itself() -> None:
+    """Over ``--max-streams`` a browser's EventSource is answered 200 with a ``retry:``
+    hint, not an error status, so it keeps trying and gets in once a slot frees up."""
+    chromium = require_program("chromium")
+    curl = require_program("curl")
+    from tests.browser import chromium_page
+
+    hub = start_hub("--no-demo", "--max-streams", "1", "--limit-retry", "300")
+    holder = subprocess.Popen(
+        [curl, "-sN", f"{hub.url}/events?topic=held"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_clients(hub.url, 1)
+        with chromium_page(chromium, hub.url + "/healthz") as page:
+            page.evaluate(
+                "window.seen = {open: 0, error: 0, data: []};"
+                "window.source = new EventSource('/events?topic=t');"
+                "source.onopen = () => seen.open++;"
+                "source.onerror = () => seen.error++;"
+                "source.onmessage = e => seen.data.push(e.data);"
+            )
+            # Turned away more than once, and still trying (CONNECTING, not CLOSED).
+            page.wait_until("seen.error >= 2", scaled(15))
+            assert page.evaluate("source.readyState") in (0, 1)
+            holder.terminate()  # our curl, by its PID: the slot frees up
+            holder.wait(10)
+            wait_for_clients(hub.url, 1)  # the browser took it
+            publish = httpx.post(
+                hub.url + "/publish",
+                data={"topic": "t", "data": "you are in"},
+                headers={"Authorization": f"Bearer {hub.key}"},
+            )
+            assert publish.status_code == 200
+            page.wait_until("seen.data.includes('you are in')", scaled(10))
+            assert page.evaluate("source.readyState") == 1
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        hub.stop()
+
+
+def wait_for_clients(url: str, count: int) -> None:
+    """Wait until the hub's metrics show ``count`` connected stream clients."""
+    deadline = time.monotonic() + scaled(15)
+    while True:
+        metrics = httpx.get(url + "/metrics").text
+        if f"rawsse_connected_clients {count}\n" in metrics:
+            return
+        assert time.monotonic() < deadline, f"never {count} clients:\n{metrics}"
+        time.sleep(0.05)
