@@ -1,0 +1,93 @@
+"""Behind a reverse proxy: forwarded addresses are believed from trusted proxies only,
+so limits count real clients and a forged header changes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rawsse.proxy import ProxyResolver
+from tests.client import RawConnection, exchange, get, raw_stream
+from tests.conftest import make_config, running_server, wait_for
+
+TRUSTED = ProxyResolver(["127.0.0.1", "10.0.0.0/8", "::1"])
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "client"),
+    [
+        # Untrusted peers: headers are ignored, whatever they say.
+        ("198.51.100.1", [(b"x-forwarded-for", b"203.0.113.5")], "198.51.100.1"),
+        ("198.51.100.1", [(b"x-real-ip", b"203.0.113.5")], "198.51.100.1"),
+        # A trusted proxy: the nearest untrusted hop.
+        ("127.0.0.1", [(b"x-forwarded-for", b"203.0.113.5")], "203.0.113.5"),
+        ("127.0.0.1", [(b"x-forwarded-for", b"203.0.113.5, 10.1.2.3")], "203.0.113.5"),
+        # A client's forged entry sits left of what the proxy appended: never reached.
+        ("127.0.0.1", [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.5")], "203.0.113.5"),
+        # Several headers are one list, in order.
+        (
+            "127.0.0.1",
+            [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"203.0.113.5")],
+            "203.0.113.5",
+        ),
+        # Garbage ends the walk at the last trusted hop, never used as a key.
+        ("127.0.0.1", [(b"x-forwarded-for", b"nonsense")], "127.0.0.1"),
+        ("127.0.0.1", [(b"x-forwarded-for", b"nonsense, 10.0.0.7")], "10.0.0.7"),
+        # Only trusted hops: the farthest of them.
+        ("127.0.0.1", [(b"x-forwarded-for", b"10.0.0.9, 10.0.0.7")], "10.0.0.9"),
+        # X-Real-IP when there is no X-Forwarded-For.
+        ("127.0.0.1", [(b"x-real-ip", b"203.0.113.8")], "203.0.113.8"),
+        ("127.0.0.1", [(b"x-real-ip", b"bogus")], "127.0.0.1"),
+        ("127.0.0.1", [], "127.0.0.1"),
+        # Ports and IPv6 forms.
+        ("127.0.0.1", [(b"x-forwarded-for", b"203.0.113.5:4711")], "203.0.113.5"),
+        ("::1", [(b"x-forwarded-for", b"[2001:db8::7]:4711")], "2001:db8::7"),
+        ("::ffff:127.0.0.1", [(b"x-forwarded-for", b"2001:db8::7")], "2001:db8::7"),
+    ],
+)
+def test_client_address(peer: str, headers: list[tuple[bytes, bytes]], client: str) -> None:
+    assert TRUSTED.client(peer, headers) == client
+
+
+def test_nothing_is_trusted_by_default() -> None:
+    resolver = ProxyResolver([])
+    assert not resolver.enabled and not resolver.is_trusted("127.0.0.1")
+    assert resolver.client("127.0.0.1", [(b"x-forwarded-for", b"1.2.3.4")]) == "127.0.0.1"
+
+
+async def test_limits_count_forwarded_clients_and_ignore_forged_headers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawsse.access")
+    config = make_config(
+        trusted_proxies=("127.0.0.1",), max_streams_per_address=1, max_connections_per_address=1
+    )
+    async with running_server(config) as server:
+        hub = server.hub
+        # Through the trusted proxy (127.0.0.1): two clients, one stream each, on more
+        # sockets than the per-address connection cap (the proxy is exempt from it).
+        a, head_a = await raw_stream(server.port, "/events?topic=t", "X-Forwarded-For: 203.0.113.1")
+        b, head_b = await raw_stream(server.port, "/events?topic=t", "X-Forwarded-For: 203.0.113.2")
+        assert head_a.startswith(b"HTTP/1.1 200") and head_b.startswith(b"HTTP/1.1 200")
+        await wait_for(lambda: hub.subscriber_count == 2)
+        again = await exchange(server.port, get("/events?topic=t", "X-Forwarded-For: 203.0.113.1"))
+        assert again.headers["connection"] == "close" and b"retry:" in again.body
+        assert hub.subscriber_count == 2
+        # From an untrusted address, X-Forwarded-For is ignored: a forged header does not
+        # buy a second stream.
+        c, head_c = await raw_stream(
+            server.port, "/events?topic=t", "X-Forwarded-For: 203.0.113.3", source="127.0.0.2"
+        )
+        assert head_c.startswith(b"HTTP/1.1 200")
+        await wait_for(lambda: hub.subscriber_count == 3)
+        forged = await RawConnection.open(server.port, source="127.0.0.2")
+        await forged.send(get("/healthz"))  # over its connection cap of one: closed
+        assert await forged.read_until_closed() == b""
+        await forged.close()
+        for conn in (a, b, c):
+            await conn.close()
+        await wait_for(lambda: hub.subscriber_count == 0)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "203.0.113.1 via 127.0.0.1:" in logged
+    assert "203.0.113.3" not in logged  # the forged address appears nowhere
