@@ -243,6 +243,8 @@ def parse_publish(
             obj = json.loads(_text("body", body))
         except json.JSONDecodeError as exc:
             raise RequestError(f"invalid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise RequestError("invalid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise RequestError("JSON body must be an object")
         topics = obj.get("topic")

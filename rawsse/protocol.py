@@ -68,6 +68,10 @@ _EVENT_STREAM = b"text/event-stream; charset=utf-8"
 #: The cookie an ``EventSource`` (which cannot set headers) carries its token in.
 AUTH_COOKIE = b"rawsse_authorization"
 
+#: Seconds a connection closed in the middle of a request goes on reading (and
+#: discarding) what the client still sends, so that its answer is not lost to a reset.
+LINGER_TIMEOUT = 2.0
+
 #: The event a stream carries ``token_expiry_notice`` seconds before its token expires.
 AUTH_EXPIRING_EVENT = "rawsse-auth-expiring"
 
@@ -321,7 +325,8 @@ class HttpConnection(asyncio.Protocol):
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                self._answer_error(exc.error_status_hint, str(exc))
+                # h11's reasons quote the offending bytes; the reason alone is enough.
+                self._answer_error(exc.error_status_hint, str(exc).split(": bytearray(")[0])
                 return
             if event is h11.NEED_DATA:
                 if conn.their_state is h11.IDLE and not conn.trailing_data[0]:
@@ -359,6 +364,10 @@ class HttpConnection(asyncio.Protocol):
             # Both Content-Length and Transfer-Encoding: the shape of request smuggling.
             # Refused, and the connection closed (RFC 9112 6.1).
             self._answer(400, b"both Content-Length and Transfer-Encoding\n", close=True)
+            return
+        if request.http_version == b"1.0" and header_value(request.headers, b"transfer-encoding"):
+            # HTTP/1.0 has no chunked framing: RFC 9112 6.1 calls this faulty framing.
+            self._answer(400, b"Transfer-Encoding in an HTTP/1.0 request\n", close=True)
             return
         if self._trusted_peer:
             self.client = self._server.proxies.client(self._peer_ip, request.headers)
@@ -703,7 +712,7 @@ class HttpConnection(asyncio.Protocol):
         )
         self._request = None
         if close or _must_close(conn):
-            self._close()
+            self._close(linger=_still_sending(conn))
         elif conn.their_state is h11.DONE:
             conn.start_next_cycle()
             self._set_state(ConnState.REQUEST if conn.trailing_data[0] else ConnState.IDLE)
@@ -722,12 +731,23 @@ class HttpConnection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def _close(self) -> None:
+    def _close(self, *, linger: bool = False) -> None:
+        """Close the connection. With ``linger`` (the client may still be sending, as
+        when a body is refused midway) only our side is shut and what arrives is read
+        and discarded until the client closes or ``LINGER_TIMEOUT`` passes: closing with
+        unread data would make the kernel send a reset that can destroy the answer
+        before the client reads it."""
         if self._state is ConnState.CLOSING or self._state is ConnState.CLOSED:
             return
         self._set_state(ConnState.CLOSING)
-        if self._transport is not None:
-            self._transport.close()
+        transport = self._transport
+        if transport is None:
+            return
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self._set_deadline(LINGER_TIMEOUT)
+        else:
+            transport.close()
 
     def close_idle(self) -> None:
         """Close the connection if it is between requests (used when draining)."""
@@ -775,6 +795,9 @@ class HttpConnection(asyncio.Protocol):
             self._answer(408, b"request timeout\n", close=True)
         elif self._state is ConnState.STREAMING:
             self._on_stream_timer()
+        elif self._state is ConnState.CLOSING:
+            if self._transport is not None:
+                self._transport.abort()  # lingered long enough
         else:
             self._close()
 
@@ -815,6 +838,11 @@ def _too_many(reason: str, wait: float) -> tuple[int, bytes, bytes, list[tuple[b
     """429 with ``Retry-After``."""
     retry_after = str(retry_after_seconds(wait)).encode()
     return 429, (reason + "\n").encode(), _TEXT, [(b"retry-after", retry_after)]
+
+
+def _still_sending(conn: h11.Connection) -> bool:
+    """Whether the client may still be sending the request we answered."""
+    return conn.their_state is not h11.DONE and conn.their_state is not h11.CLOSED
 
 
 def _must_close(conn: h11.Connection) -> bool:
