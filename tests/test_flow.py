@@ -23,6 +23,7 @@ class RecordingTransport(asyncio.Transport):
         self.writes: list[bytes] = []
         self.closed = False
         self.aborted = False
+        self.eof_written = False
         self.buffered = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -45,6 +46,12 @@ class RecordingTransport(asyncio.Transport):
 
     def abort(self) -> None:
         self.aborted = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
 
     def pause_reading(self) -> None:
         pass
