@@ -8,6 +8,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -31,6 +32,23 @@ FLAGS = [
     "--log-level",
     "--publish-key",
     "--loop",
+    "--jwt-secret",
+    "--jwt-public-key",
+    "--jwt-audience",
+    "--jwt-issuer",
+    "--subscribe-auth",
+    "--allow-query-token",
+    "--conn-rate",
+    "--conn-burst",
+    "--max-connections-per-address",
+    "--max-streams-per-address",
+    "--max-streams",
+    "--publish-rate",
+    "--publish-burst",
+    "--limit-retry",
+    "--trusted-proxy",
+    "--cors-origin",
+    "--dead-peer-timeout",
 ]
 
 
@@ -51,6 +69,13 @@ def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.Mo
     args = build_parser().parse_args([])
     assert (args.history, args.heartbeat, args.no_demo) == (7, 2.5, True)
     assert build_parser().parse_args(["--history", "9"]).history == 9
+    # Lists: comma-separated in the variable; the flag (repeatable) replaces it.
+    from rawsse.__main__ import _env_list, _split_commas
+
+    monkeypatch.setenv("RAWSSE_TRUSTED_PROXY", "10.0.0.0/8, 127.0.0.1")
+    assert _env_list("TRUSTED_PROXY") == ["10.0.0.0/8", "127.0.0.1"]
+    args = build_parser().parse_args(["--trusted-proxy", "::1", "--trusted-proxy", "a,b"])
+    assert _split_commas(args.trusted_proxy) == ("::1", "a", "b")
 
 
 def test_bad_values_are_refused_with_the_field_named() -> None:
@@ -59,6 +84,12 @@ def test_bad_values_are_refused_with_the_field_named() -> None:
         (["--history", "-1"], {}, "history"),
         ([], {"RAWSSE_SLOW_TIMEOUT": "soon"}, "slow-timeout"),
         (["--loop", "tokio"], {}, "loop"),
+        (["--trusted-proxy", "not-an-address"], {}, "trusted_proxies"),
+        (["--cors-origin", "https://a.example/"], {}, "cors_origins"),
+        (["--jwt-secret", "short"], {}, "32 bytes"),
+        (["--subscribe-auth"], {}, "subscribe_auth"),
+        (["--jwt-public-key", "/nonexistent.pem"], {}, "jwt-public-key"),
+        (["--conn-rate", "-1"], {}, "conn_rate"),
     ]:
         result = subprocess.run(
             [sys.executable, "-m", "rawsse", *args],
@@ -124,3 +155,52 @@ def test_json_logs() -> None:
     assert {"time", "level", "logger", "message"} <= set(lines[0])
     access = [entry for entry in lines if entry["logger"] == "rawsse.access"]
     assert any('"GET /healthz" 200' in entry["message"] for entry in access)
+
+
+def test_subscribe_auth_from_the_command_line_with_a_minted_token() -> None:
+    """The banner's token recipe, then curl with the token: a stream; without it: 401."""
+    curl = require_program("curl")
+    secret = "a-cli-secret-that-is-long-enough-for-hs256"
+    env = {"RAWSSE_JWT_SECRET": secret}
+    hub = start_hub("--no-demo", "--subscribe-auth", env=env)
+    try:
+        assert "python -m rawsse token --subscribe news" in hub.banner
+        minted = subprocess.run(
+            [sys.executable, "-m", "rawsse", "token", "--subscribe", "news", "--ttl", "60"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            check=True,
+        )
+        token = minted.stdout.strip()
+        refused = subprocess.run(
+            [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{hub.url}/events?topic=news"],
+            capture_output=True,
+            text=True,
+            timeout=scaled(10),
+        )
+        assert refused.stdout == "401"
+        with subprocess.Popen(
+            [curl, "-sN", "-H", f"Authorization: Bearer {token}", f"{hub.url}/events?topic=news"],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as reader:
+            try:
+                deadline = time.monotonic() + scaled(10)
+                while "rawsse_connected_clients 1\n" not in httpx.get(hub.url + "/metrics").text:
+                    assert time.monotonic() < deadline, "curl never subscribed"
+                    time.sleep(0.05)
+                answer = httpx.post(
+                    hub.url + "/publish",
+                    data={"topic": "news", "data": "for token holders"},
+                    headers={"Authorization": f"Bearer {hub.key}"},
+                )
+                assert answer.status_code == 200
+                assert reader.stdout is not None
+                assert reader.stdout.readline() == f"id: {answer.text.strip()}\n"
+                assert reader.stdout.readline() == "data: for token holders\n"
+            finally:
+                reader.terminate()
+    finally:
+        status, err = hub.stop()
+    assert status == 0, err

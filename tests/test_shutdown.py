@@ -14,7 +14,7 @@ import pytest
 from rawsse.server import Server
 from tests.cli import Hub as CliHub
 from tests.cli import start_hub
-from tests.client import RawConnection, get
+from tests.client import RawConnection, get, raw_stream
 from tests.conftest import make_config, running_server, scaled, wait_for
 from tests.sse_parser import dechunk, parse
 from tests.test_flow import never_reading_stream
@@ -180,3 +180,14 @@ def test_a_second_signal_forces_exit() -> None:
         if hub.process.poll() is None:
             hub.process.kill()
             hub.process.wait()
+
+
+async def test_periodic_timers_do_not_pile_up() -> None:
+    """Each periodic callback holds one timer handle, however often it has re-armed."""
+    async with running_server(make_config(heartbeat=0.02, slow_timeout=0.04)) as server:
+        conn, _ = await raw_stream(server.port, "/events?topic=t", version="1.0")
+        received = b""
+        while received.count(b":\n\n") < 10:  # ten heartbeats: every timer re-armed often
+            received += await conn.read_some()
+        assert sorted(server._timers) == ["_check_stalled", "_heartbeat", "_prune_limits"]
+        await conn.close()
