@@ -1,15 +1,21 @@
-"""The rawsse side of a fan-out run: a hub with an in-process producer.
+"""The rawsse side of a perf run.
 
-Prints ``ready PORT`` once listening, waits until ``--clients`` subscribers are
+``--producer inproc``: prints ``ready PORT``, waits until ``--clients`` subscribers are
 connected, publishes ``--rate`` events/s of ``--size`` bytes to topic ``bench`` for
-``--duration`` seconds (each stamped with ``time.monotonic_ns()``), then an ``end`` event,
-and exits. Run by ``perf/fanout.py``; not meant to be run alone.
+``--duration`` seconds (each stamped with ``time.monotonic_ns()``), then an ``end``
+event, prints ``published N`` and exits.
+
+``--producer http`` (or ``--rate 0``, to hold idle subscribers): prints ``ready PORT`` and serves until terminated; events come
+from ``publisher.py`` over ``POST /publish`` with the key ``bench``.
+
+Run by ``perf/harness.py``; not meant to be run alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,49 +29,68 @@ from rawsse import Config, Hub, Server
 from rawsse.loops import loop_factory
 
 
-async def main(args: argparse.Namespace) -> None:
-    # The load generator is one machine opening every connection at once: the per-address
-    # limits meant for the internet are off, as they would be for a trusted benchmark.
-    config = Config(
+def bench_config(args: argparse.Namespace) -> Config:
+    # The load generator is one machine opening every connection at once, and the
+    # publisher one credential: the limits meant for the internet are off, as they would
+    # be for a trusted benchmark.
+    return Config(
         port=0,
         history=100,
         heartbeat=60,
         slow_timeout=60,
+        publish_key="bench",
         conn_rate=0,
         max_connections_per_address=0,
         max_streams_per_address=0,
         max_streams=0,
+        publish_rate=0,
+        flush_delay=args.flush_delay,
     )
+
+
+async def produce(hub: Hub, args: argparse.Namespace) -> None:
+    while hub.subscriber_count < args.clients:
+        await asyncio.sleep(0.05)
+    print("producing", flush=True)
+    loop = asyncio.get_running_loop()
+    interval = 1.0 / args.rate if args.rate else 0.0
+    pad = "x" * max(0, args.size - 20)
+    start = loop.time()
+    count = int(args.rate * args.duration)
+    for n in range(count):
+        # Sleep until this event's slot; publish as many as are due (catching up).
+        due = start + n * interval
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        hub.publish("bench", f"{time.monotonic_ns():020d}{pad}")
+    await asyncio.sleep(0.5)
+    hub.publish("bench", "end", event="end")
+    await asyncio.sleep(1.0)
+    print(f"published {count}", flush=True)
+
+
+async def main(args: argparse.Namespace) -> None:
+    config = bench_config(args)
     hub = Hub(config)
     async with Server(hub, config) as server:
         print(f"ready {server.port}", flush=True)
-        while hub.subscriber_count < args.clients:
-            await asyncio.sleep(0.05)
-        print("producing", flush=True)
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / args.rate
-        pad = "x" * max(0, args.size - 20)
-        start = loop.time()
-        count = int(args.rate * args.duration)
-        for n in range(count):
-            # Sleep until this event's slot; publish as many as are due (catching up).
-            due = start + n * interval
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            hub.publish("bench", f"{time.monotonic_ns():020d}{pad}")
-        await asyncio.sleep(0.5)
-        hub.publish("bench", "end", event="end")
-        await asyncio.sleep(1.0)
-        print(f"published {count}", flush=True)
+        if args.producer == "inproc" and args.rate:
+            await produce(hub, args)
+            return
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", type=int, required=True)
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--size", type=int, required=True)
-    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--producer", choices=("inproc", "http"), default="inproc")
+    parser.add_argument("--clients", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=0)
+    parser.add_argument("--flush-delay", type=float, default=0.0)
     parser.add_argument("--loop", default="auto")
     args = parser.parse_args()
     raise_file_limit()

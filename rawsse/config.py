@@ -71,6 +71,12 @@ DEFAULT_SHUTDOWN_RETRY_WINDOW = 5000
 #: history merge on replay.
 DEFAULT_MAX_TOPICS = 64
 
+#: Events published within this many seconds of the previous flush wait for the rest of
+#: it and go out together: under load, fewer and larger writes for a bounded delay;
+#: when idle, no delay at all. 0 flushes every loop iteration. See perf/README.md for
+#: the figures the default was chosen from.
+DEFAULT_FLUSH_DELAY = 0.0
+
 #: Topic names are bounded so that URLs and the history's keys stay small.
 MAX_TOPIC_LENGTH = 256
 
@@ -158,6 +164,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     dead_peer_timeout: float = DEFAULT_DEAD_PEER_TIMEOUT
+    flush_delay: float = DEFAULT_FLUSH_DELAY
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -199,7 +206,13 @@ class Config:
             "limit_retry",
         ):
             _at_least(name, getattr(self, name), 0)
-        for name in ("conn_rate", "publish_rate", "dead_peer_timeout", "token_expiry_notice"):
+        for name in (
+            "conn_rate",
+            "publish_rate",
+            "dead_peer_timeout",
+            "token_expiry_notice",
+            "flush_delay",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")

@@ -90,6 +90,8 @@ class Hub:
         self._tick = 0
         # When each event waiting for this iteration's flush was published.
         self._published_at: list[float] = []
+        self._flush_delay = self.config.flush_delay
+        self._last_flush = 0.0  # time.monotonic() at the end of the last flush
 
     # -- publishing -------------------------------------------------------------
 
@@ -156,10 +158,18 @@ class Hub:
             topic.pending.append(record)
             queued = True
         if queued:
-            self._published_at.append(time.monotonic())
+            now = time.monotonic()
+            self._published_at.append(now)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
+                # Within flush_delay of the last flush (under load), wait for the rest
+                # of the delay, batching what arrives meanwhile into the same writes;
+                # otherwise flush at the end of this iteration, adding nothing.
+                wait = self._last_flush + self._flush_delay - now
+                if wait > 0:
+                    asyncio.get_running_loop().call_later(wait, self._flush)
+                else:
+                    asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -192,6 +202,7 @@ class Hub:
             for topic in dirty:
                 topic.pending.clear()
         now = time.monotonic()
+        self._last_flush = now
         observe = metrics.publish_latency.observe
         for published_at in self._published_at:
             observe(now - published_at)

@@ -49,6 +49,7 @@ FLAGS = [
     "--trusted-proxy",
     "--cors-origin",
     "--dead-peer-timeout",
+    "--flush-delay",
 ]
 
 

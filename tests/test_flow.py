@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 from rawsse.config import Config
@@ -90,6 +91,29 @@ async def test_events_of_one_iteration_reach_a_subscriber_in_one_write() -> None
     assert [e.data for e in parse(payload.decode()).events] == ["a0", "a1", "a2", "ab"]
     payload, _ = dechunk(both.writes[0] + b"0\r\n\r\n")
     assert [e.data for e in parse(payload.decode()).events] == ["a0", "a1", "a2", "ab", "b"]
+
+
+async def test_flush_delay_batches_only_under_load() -> None:
+    """With ``flush_delay``, an event after a quiet spell goes out at once; events that
+    follow a flush closely wait for the rest of the delay and go out in one write."""
+    config = Config(publish_key="k", flush_delay=0.2)
+    hub = Hub(config)
+    state = ServerState(config, hub, None)
+    _, transport = open_stream(state, "/events?topic=a")
+    hub.publish("a", "first")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 1  # no delay when idle
+    flushed_at = time.monotonic()
+    hub.publish("a", "second")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    hub.publish("a", "third")
+    assert len(transport.writes) == 1  # held: within the delay of the last flush
+    await wait_for(lambda: len(transport.writes) == 2)
+    assert time.monotonic() - flushed_at >= 0.2 - 0.01
+    payload, _ = dechunk(transport.writes[1] + b"0\r\n\r\n")
+    assert [e.data for e in parse(payload.decode()).events] == ["second", "third"]
 
 
 async def test_a_paused_subscriber_over_max_buffer_is_aborted() -> None:

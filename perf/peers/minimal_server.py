@@ -1,0 +1,104 @@
+"""The floor: the least a Python SSE server on uvloop can do, for comparison.
+
+``--mode one-write``: each event is written to every client at once (one ``write`` per
+event per client). ``--mode batched``: events are collected and written once per client
+per loop iteration. No routing, no topics, no limits, no HTTP parser beyond finding the
+end of the request head. Same producer and protocol as ``perf/rawsse_server.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"connection: keep-alive\r\n\r\n"
+)
+
+
+class Client(asyncio.Protocol):
+    def __init__(self, clients: set[asyncio.Transport]) -> None:
+        self.clients = clients
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.head is None:
+            return
+        self.head += data
+        if b"\r\n\r\n" in self.head:
+            self.head = None  # type: ignore[assignment]
+            assert self.transport is not None
+            self.transport.write(HEAD)
+            self.clients.add(self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.clients.discard(self.transport)  # type: ignore[arg-type]
+
+
+async def main(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    clients: set[asyncio.Transport] = set()
+    server = await loop.create_server(lambda: Client(clients), "127.0.0.1", 0, backlog=4096)
+    print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
+    if not args.rate:
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        return
+    while len(clients) < args.clients:
+        await asyncio.sleep(0.05)
+    print("producing", flush=True)
+    pending: list[bytes] = []
+
+    def flush() -> None:
+        payload = b"".join(pending)
+        pending.clear()
+        for transport in clients:
+            transport.write(payload)
+
+    def send(frame: bytes) -> None:
+        if args.mode == "one-write":
+            for transport in clients:
+                transport.write(frame)
+        else:
+            if not pending:
+                loop.call_soon(flush)
+            pending.append(frame)
+
+    pad = b"x" * max(0, args.size - 20)
+    interval = 1.0 / args.rate
+    count = int(args.rate * args.duration)
+    start = loop.time()
+    for n in range(count):
+        delay = start + n * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        send(b"data: %020d%s\n\n" % (time.monotonic_ns(), pad))
+    await asyncio.sleep(0.5)
+    send(b"event: end\ndata: end\n\n")
+    await asyncio.sleep(1.0)
+    print(f"published {count}", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=("one-write", "batched"), required=True)
+    parser.add_argument("--clients", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=0)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=0)
+    args = parser.parse_args()
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    import uvloop
+
+    uvloop.run(main(args))

@@ -1,0 +1,125 @@
+"""HTTP publisher for perf runs: K keep-alive connections POSTing stamped events.
+
+Each connection has at most one request in flight (no pipelining), as a typical
+application backend publishes. Events are due at ``--rate`` per second in all (0: as
+fast as the connections are answered) for ``--duration`` seconds; each body is
+``time.monotonic_ns()`` in 20 digits, padded to ``--size`` bytes. Then one ``end``
+event. Prints ``published N`` (events answered 2xx) and ``errors M``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+class Publisher(asyncio.Protocol):
+    def __init__(self, idle: asyncio.Queue[Publisher], counts: dict[str, int]) -> None:
+        self.idle = idle
+        self.counts = counts
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.idle.put_nowait(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        # Answers are small; one complete head plus its body ends in the body's length.
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].lower()
+            length = 0
+            at = head.find(b"content-length:")
+            if at >= 0:
+                length = int(head[at + 15 :].split(b"\r\n", 1)[0])
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            ok = self.buffer[9:10] == b"2"
+            self.buffer = self.buffer[end:]
+            self.counts["ok" if ok else "errors"] += 1
+            self.idle.put_nowait(self)
+
+    def send(self, request: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(request)
+
+
+def request(path: str, headers: list[str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: bench", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def main(args: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    idle: asyncio.Queue[Publisher] = asyncio.Queue()
+    counts = {"ok": 0, "errors": 0}
+    connections = []
+    for _ in range(args.connections):
+        transport, protocol = await loop.create_connection(
+            lambda: Publisher(idle, counts), "127.0.0.1", args.port
+        )
+        connections.append(protocol)
+    pad = b"x" * max(0, args.size - 20)
+    interval = 1.0 / args.rate if args.rate else 0.0
+    start = loop.time()
+    end = start + args.duration
+    n = 0
+    while True:
+        now = loop.time()
+        if args.rate:
+            if n >= int(args.rate * args.duration):
+                break
+            due = start + n * interval
+            if due > now:
+                await asyncio.sleep(due - now)
+        elif now >= end:
+            break
+        publisher = await idle.get()
+        body = b"%020d" % time.monotonic_ns() + pad
+        publisher.send(request(args.path, args.header, body))
+        n += 1
+    while idle.qsize() < len(connections):
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)
+    elapsed = loop.time() - start
+    answered = counts["ok"] + counts["errors"]
+    published = counts["ok"]
+    last = await idle.get()
+    last.send(request(args.path, args.header, b"end"))
+    while counts["ok"] + counts["errors"] == answered:
+        await asyncio.sleep(0.01)
+    print(f"published {published}", flush=True)
+    print(f"errors {counts['errors']}", flush=True)
+    print(f"elapsed {elapsed:.3f}", flush=True)
+    for publisher in connections:
+        assert publisher.transport is not None
+        publisher.transport.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/publish?topic=bench")
+    parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=10)
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    runner(main(args))
