@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import SERVERS, print_figures, run, save, target  # noqa: E402
+from harness import SERVERS, print_figures, run, save, target
 
 
 def main() -> None:

@@ -194,9 +194,7 @@ def run(
                     "--out",
                     str(out),
                 ]
-            generator = subprocess.Popen(
-                pinned(command, 1), stderr=subprocess.PIPE, text=True
-            )
+            generator = subprocess.Popen(pinned(command, 1), stderr=subprocess.PIPE, text=True)
             assert generator.stderr is not None
             line = generator.stderr.readline()
             if "connected" not in line:
@@ -334,7 +332,9 @@ def python_peer(name: str) -> Target | None:
 def nchan() -> Target | None:
     """nginx with the nchan module (Debian: nginx, libnginx-mod-nchan), one worker, on a
     loopback port with a prefix of its own."""
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
     module = Path("/usr/lib/nginx/modules/ngx_nchan_module.so")
     if nginx is None or not module.exists():
         return None

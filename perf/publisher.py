@@ -65,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
     counts = {"ok": 0, "errors": 0}
     connections = []
     for _ in range(args.connections):
-        transport, protocol = await loop.create_connection(
+        _transport, protocol = await loop.create_connection(
             lambda: Publisher(idle, counts), "127.0.0.1", args.port
         )
         connections.append(protocol)

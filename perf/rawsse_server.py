@@ -5,6 +5,8 @@ connected, publishes ``--rate`` events/s of ``--size`` bytes to topic ``bench`` 
 ``--duration`` seconds (each stamped with ``time.monotonic_ns()``), then an ``end``
 event, prints ``published N`` and exits.
 
+``--rate`` below 0: as many events as the hub takes (see ``burst``).
+
 ``--producer http`` (or ``--rate 0``, to hold idle subscribers): prints ``ready PORT`` and serves until terminated; events come
 from ``publisher.py`` over ``POST /publish`` with the key ``bench``.
 
@@ -53,6 +55,9 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
         await asyncio.sleep(0.05)
     print("producing", flush=True)
     loop = asyncio.get_running_loop()
+    if args.rate < 0:
+        await burst(hub, args)
+        return
     interval = 1.0 / args.rate if args.rate else 0.0
     pad = "x" * max(0, args.size - 20)
     start = loop.time()
@@ -64,6 +69,24 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         hub.publish("bench", f"{time.monotonic_ns():020d}{pad}")
+    await asyncio.sleep(0.5)
+    hub.publish("bench", "end", event="end")
+    await asyncio.sleep(1.0)
+    print(f"published {count}", flush=True)
+
+
+async def burst(hub: Hub, args: argparse.Namespace) -> None:
+    """As many events as the hub takes for ``--duration`` seconds, yielding to the loop
+    every 100 so that they are flushed (``--rate`` below 0)."""
+    loop = asyncio.get_running_loop()
+    pad = "x" * max(0, args.size - 20)
+    end = loop.time() + args.duration
+    count = 0
+    while loop.time() < end:
+        for _ in range(100):
+            hub.publish("bench", f"{time.monotonic_ns():020d}{pad}")
+        count += 100
+        await asyncio.sleep(0)
     await asyncio.sleep(0.5)
     hub.publish("bench", "end", event="end")
     await asyncio.sleep(1.0)

@@ -7,35 +7,87 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import scaled
 
 PERF = Path(__file__).resolve().parent.parent / "perf"
 
 
-def test_fanout_smoke(tmp_path: Path) -> None:
-    out = tmp_path / "fanout.json"
+def perf(script: str, tmp_path: Path, *args: str) -> tuple[Any, str]:
+    out = tmp_path / f"{script}.json"
     result = subprocess.run(
-        [
-            sys.executable,
-            str(PERF / "fanout.py"),
-            "--clients",
-            "20",
-            "--rate",
-            "50",
-            "--duration",
-            "1",
-            "--json",
-            str(out),
-        ],
+        [sys.executable, str(PERF / f"{script}.py"), *args, "--json", str(out)],
         capture_output=True,
         text=True,
-        timeout=scaled(120),
+        timeout=scaled(180),
     )
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(out.read_text())
-    assert figures["events_published"] == 50
-    assert figures["deliveries"] == figures["deliveries_expected"] == 1000
-    assert figures["lost"] == 0
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text()), result.stdout
+
+
+def assert_complete(figures: dict[str, Any], clients: int, events: int) -> None:
+    assert figures["events_published"] == events
+    assert figures["deliveries"] == figures["deliveries_expected"] == clients * events
+    assert figures["delivered_share"] == 1.0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
-    assert "p99_ms" in result.stdout
+    assert figures["rss_per_subscriber_kib"] > 0
+
+
+def test_fanout_in_process_and_over_http(tmp_path: Path) -> None:
+    figures, stdout = perf("fanout", tmp_path, "--clients", "20", "--rate", "50", "--duration", "1")
+    assert_complete(figures, 20, 50)
+    assert figures["generator"] == "c" and "p99_ms" in stdout
+    figures, _ = perf(
+        "fanout",
+        tmp_path,
+        "--server",
+        "rawsse-http",
+        "--clients",
+        "20",
+        "--rate",
+        "50",
+        "--duration",
+        "1",
+        "--flush-delay",
+        "0.005",
+    )
+    assert_complete(figures, 20, 50)
+    assert figures["producer"] == "http"
+
+
+def test_compare_measures_each_server_in_the_same_run(tmp_path: Path) -> None:
+    report, stdout = perf(
+        "compare", tmp_path, "--quick", "--servers", "rawsse", "rawsse-http", "minimal-one-write"
+    )
+    assert list(report["rows"]) == ["rawsse", "rawsse-http", "minimal-one-write"]
+    for row in report["rows"].values():
+        assert row["small"]["delivered_share"] == row["big"]["delivered_share"] == 1.0
+        assert row["memory"]["rss_per_subscriber_kib"] > 0
+    assert "| rawsse | " in stdout and "1.00 x" in stdout
+
+
+def test_scale_memory_slow_readers_and_publish(tmp_path: Path) -> None:
+    results, _ = perf("scale", tmp_path, "--counts", "10", "30", "--rate", "20", "--duration", "1")
+    assert [r["clients"] for r in results] == [10, 30]
+    for r in results:
+        assert_complete(r, r["clients"], 20)
+    results, stdout = perf("memory", tmp_path, "--counts", "50")
+    assert results[0]["clients"] == 50 and "KiB per subscriber" in stdout
+    report, _ = perf(
+        "slow_readers",
+        tmp_path,
+        "--clients",
+        "20",
+        "--rate",
+        "20",
+        "--duration",
+        "1",
+        "--stall",
+        "10",
+    )
+    assert report["stalled"]["stalled_clients"] == 2
+    assert report["stalled"]["deliveries"] == report["stalled"]["deliveries_expected"]
+    report, _ = perf("publish", tmp_path, "--subscribers", "3", "--duration", "1")
+    for r in report.values():
+        assert r["accepted_per_s"] > 0 and r["delivered_share"] == 1.0

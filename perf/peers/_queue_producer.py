@@ -29,10 +29,8 @@ async def produce(queues: set[asyncio.Queue[str]], args: argparse.Namespace) -> 
 
     def send(data: str) -> None:
         for queue in list(queues):
-            try:
+            if not queue.full():
                 queue.put_nowait(data)
-            except asyncio.QueueFull:
-                pass
 
     pad = "x" * max(0, args.size - 20)
     interval = 1.0 / args.rate
@@ -57,6 +55,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=0)
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return parser.parse_args()
