@@ -48,10 +48,15 @@ class Topic:
 class Group:
     """Subscribers reading the same set of topics; they receive identical bytes."""
 
-    __slots__ = ("key", "topics", "plain", "chunked", "wrote_at_tick")
+    __slots__ = ("key", "names", "topics", "plain", "chunked", "wrote_at_tick")
 
-    def __init__(self, key: frozenset[str], topics: tuple[Topic, ...]) -> None:
+    def __init__(
+        self, key: frozenset[str], names: tuple[str, ...], topics: tuple[Topic, ...]
+    ) -> None:
         self.key = key
+        #: The topic names, as the first subscriber gave them; every member shares this
+        #: tuple instead of holding its own copy of the names.
+        self.names = names
         self.topics = topics
         self.plain: set[Subscriber] = set()
         self.chunked: set[Subscriber] = set()
@@ -239,11 +244,12 @@ class Hub:
         group = self._groups.get(key)
         if group is None:
             topics = tuple(self._topic(name) for name in subscriber.topics)
-            group = self._groups[key] = Group(key, topics)
+            group = self._groups[key] = Group(key, subscriber.topics, topics)
             for topic in topics:
                 topic.groups.add(group)
         (group.chunked if subscriber.chunked else group.plain).add(subscriber)
         subscriber.group = group
+        subscriber.topics = group.names
         parts = [record.frame for record in replay.records]
         if replay.lost is not None:
             parts.insert(0, replay.lost)

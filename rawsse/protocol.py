@@ -167,7 +167,9 @@ class HttpConnection(asyncio.Protocol):
         self._h11: h11.Connection | None = None
         self._state = ConnState.IDLE
         self._request: h11.Request | None = None
-        self._body: list[bytes] = []
+        # Chunks of the request body; None until one arrives, so that a stream's
+        # connection (which has no body) holds no list.
+        self._body: list[bytes] | None = None
         self._body_size = 0
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -349,7 +351,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _on_request(self, request: h11.Request) -> None:
         self._request = request
-        self._body = []
+        self._body = None
         self._body_size = 0
         if request.http_version not in (b"1.0", b"1.1"):
             self._answer(505, b"only HTTP/1.0 and HTTP/1.1 are supported\n", close=True)
@@ -403,14 +405,18 @@ class HttpConnection(asyncio.Protocol):
         if self._body_size > self._server.config.max_event_size:
             self._answer(413, b"payload too large\n", close=True)
             return
-        self._body.append(data)
+        if self._body is None:
+            self._body = [data]
+        else:
+            self._body.append(data)
 
     def _on_end_of_message(self) -> None:
         request = self._request
         if request is None:
             return
         try:
-            status, body, content_type, headers = self._route(request, b"".join(self._body))
+            body_bytes = b"".join(self._body) if self._body else b""
+            status, body, content_type, headers = self._route(request, body_bytes)
         except RequestError as exc:
             status, body, content_type, headers = (
                 exc.status,
@@ -418,7 +424,7 @@ class HttpConnection(asyncio.Protocol):
                 _TEXT,
                 _challenge(exc),
             )
-        self._body = []
+        self._body = None
         self._answer(status, body, content_type=content_type, headers=headers)
 
     def _route(
