@@ -39,6 +39,7 @@ __all__ = [
     "TokenVerifier",
     "selector_matches",
     "mint_token",
+    "key_matches",
     "KEY_GRANTS",
     "CLAIM",
     "MIN_SECRET_BYTES",
@@ -114,6 +115,13 @@ class Grants:
         denied = _first_uncovered(self.subscribe, topics)
         if denied is not None:
             raise AuthError(f"this token may not read topic {denied!r}", 403)
+
+
+def key_matches(token: str | None, key: str) -> bool:
+    """Whether ``token`` is the static ``key``, compared in constant time."""
+    return token is not None and hmac.compare_digest(
+        token.encode("utf-8", "surrogateescape"), key.encode("utf-8")
+    )
 
 
 def _import_jwt() -> Any:
@@ -271,9 +279,7 @@ class Authorizer:
                 "missing credentials: send Authorization: Bearer <key or token>", missing=True
             )
         key = self._publish_key
-        if key is not None and hmac.compare_digest(
-            token.encode("utf-8", "surrogateescape"), key.encode("utf-8")
-        ):
+        if key is not None and key_matches(token, key):
             return KEY_GRANTS
         if self.verifier is None or token.count(".") != 2:
             raise AuthError("missing or wrong publish key")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import errno
-import hmac
 import json
 import logging
 import random
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, cast
 
 import h11
 
-from rawsse.auth import AuthError, Authorizer, Grants
+from rawsse.auth import AuthError, Authorizer, Grants, key_matches
 from rawsse.cors import CorsPolicy
 from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import chunk, encode_comment, encode_event, encode_retry
@@ -693,8 +692,9 @@ class HttpConnection(asyncio.Protocol):
         all_headers = list(headers)
         if self._server.cors.enabled and request is not None:
             all_headers += self._server.cors.headers(header_value(request.headers, b"origin"))
-        if content_type is not None:
+        if content_type is not None and status != 204:
             # content_type=None is the head of a HEAD /events: framing left to h11.
+            # A 204 carries neither (RFC 9110 8.6: no Content-Length on a 204).
             all_headers.append((b"content-type", content_type))
             all_headers.append((b"content-length", str(len(body)).encode()))
         close = close or self._server.draining or conn.their_state is h11.ERROR
@@ -819,10 +819,7 @@ def parse_target_or_none(target: bytes) -> tuple[str | None, dict[str, list[str]
 
 def _key_matches(request: h11.Request, key: str) -> bool:
     """Whether the request's bearer token is ``key``, compared in constant time."""
-    token = bearer_token(request.headers)
-    return token is not None and hmac.compare_digest(
-        token.encode("utf-8", "surrogateescape"), key.encode("utf-8")
-    )
+    return key_matches(bearer_token(request.headers), key)
 
 
 def _single_framing(headers: Sequence[tuple[bytes, bytes]]) -> bool:

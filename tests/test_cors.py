@@ -31,12 +31,14 @@ async def test_without_origins_no_cors_header_is_ever_sent() -> None:
         assert cors_headers(refused.headers) == {}
         plain = await exchange(server.port, b"OPTIONS /publish HTTP/1.1\r\nHost: t\r\n\r\n")
         assert plain.status == 204 and plain.headers["allow"] == "POST, OPTIONS"
+        # RFC 9110 8.6: a 204 has no Content-Length (and no body to describe).
+        assert "content-length" not in plain.headers and plain.body == b""
 
 
 async def test_allowed_origins_get_credentials_others_get_nothing() -> None:
     async with running_server(make_config(cors_origins=(APP,))) as server:
         ok = await exchange(server.port, preflight("/publish", APP, "POST"), method=b"OPTIONS")
-        assert ok.status == 204
+        assert ok.status == 204 and "content-length" not in ok.headers
         assert cors_headers(ok.headers) == {
             "access-control-allow-origin": APP,
             "access-control-allow-credentials": "true",
