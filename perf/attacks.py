@@ -1,0 +1,253 @@
+"""Memory and loop-stall attacks by clients that never read, measured from outside.
+
+Each run starts a rawsse server in its own process with the CLI's defaults (the demo page
+on), attacks it from 127.0.0.2 with sockets that never read a byte, and meanwhile asks
+``/healthz`` from 127.0.0.3 on a new connection again and again. It reports the server's
+RSS before and at its peak, and the slowest ``/healthz`` answer.
+
+``pipeline``: each connection sends ``--size`` bytes of pipelined ``GET --path`` and
+reads nothing. A server that keeps answering what it has buffered, although the client
+reads nothing, holds every answer in memory and stalls its loop doing so.
+
+``replay``: the server's history is filled with ``--topics`` x ``--events`` distinct
+events of ``--event-size`` bytes, then ``--subscribers`` streams ask for all of those
+topics with a ``Last-Event-ID`` from another epoch (which replays everything) and read
+nothing. A server that writes a whole replay at once holds it all per stream.
+
+    python perf/attacks.py pipeline --connections 30 --size 262144
+    python perf/attacks.py replay --topics 64 --events 1000 --subscribers 10
+
+``serve`` is the server side, started by the two others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from _common import raise_file_limit, rss_bytes  # noqa: E402
+
+ATTACKER = "127.0.0.2"
+PROBER = "127.0.0.3"
+MiB = 1024 * 1024
+#: The Last-Event-ID of another epoch: the server replays every event it keeps.
+FOREIGN_ID = "00000000-1"
+#: A /healthz slower than this is recorded as this slow.
+PROBE_TIMEOUT = 20.0
+
+
+# -- the server side --------------------------------------------------------------------
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from rawsse import Config, Hub, Server
+    from rawsse.demo import demo_page
+
+    overrides: dict[str, Any] = json.loads(args.config)
+    config = Config(port=0, **overrides)
+    hub = Hub(config)
+    pad = "x" * max(0, args.event_size - 10)
+    for n in range(args.events):
+        for t in range(args.topics):
+            hub.publish(f"t{t}", f"{n:09d} {pad}")
+    async with Server(hub, config, demo_page=demo_page()) as server:
+        print(f"ready {server.port}", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def start_server(args: argparse.Namespace, **fill: int) -> tuple[subprocess.Popen[str], int]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "serve",
+        "--loop",
+        args.loop,
+        "--config",
+        json.dumps(dict(args.server_config)),
+        *[f"--{name.replace('_', '-')}={value}" for name, value in fill.items()],
+    ]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("ready "):
+        process.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()  # the server's cue to shut down
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# -- the client side --------------------------------------------------------------------
+
+
+async def connect(port: int, source: str) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.bind((source, 0))
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
+async def healthz_ms(port: int, timeout: float) -> float:
+    """Milliseconds from connecting to a complete ``/healthz`` answer, on a new
+    connection; ``timeout`` seconds (as milliseconds) when none came by then."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(_healthz(port), timeout)
+    return (loop.time() - started) * 1000
+
+
+async def _healthz(port: int) -> None:
+    loop = asyncio.get_running_loop()
+    sock = await connect(port, PROBER)
+    try:
+        await loop.sock_sendall(
+            sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while data := await loop.sock_recv(sock, 4096):
+            answer += data
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"/healthz answered {answer[:40]!r}")
+    finally:
+        sock.close()
+
+
+async def attack(port: int, pid: int, payloads: list[bytes], duration: float) -> dict[str, Any]:
+    """Send each payload on its own never-reading connection; probe and sample for
+    ``duration`` seconds; close everything."""
+    loop = asyncio.get_running_loop()
+    await healthz_ms(port, 5.0)  # warm: the first answer allocates what every one needs
+    rss_before = rss_bytes(pid)
+    peak = rss_before
+    sockets = [await connect(port, ATTACKER) for _ in payloads]
+    senders = [
+        loop.create_task(loop.sock_sendall(s, p)) for s, p in zip(sockets, payloads, strict=True)
+    ]
+    latencies: list[float] = []
+    end = loop.time() + duration
+    try:
+        while loop.time() < end:
+            latencies.append(await healthz_ms(port, PROBE_TIMEOUT))
+            peak = max(peak, rss_bytes(pid))
+            await asyncio.sleep(0.05)  # a probe every 50 ms: sampling, not waiting
+        peak = max(peak, rss_bytes(pid))
+    finally:
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for sock in sockets:
+            sock.close()
+    return {
+        "rss_before_mib": rss_before / MiB,
+        "rss_peak_mib": peak / MiB,
+        "rss_growth_mib": (peak - rss_before) / MiB,
+        "healthz_probes": len(latencies),
+        "healthz_p50_ms": statistics.median(latencies),
+        "healthz_max_ms": max(latencies),
+        "healthz_ms": [round(x, 1) for x in latencies],
+        "sent_whole": sum(1 for t in senders if not t.cancelled() and t.exception() is None),
+    }
+
+
+async def pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    process, port = start_server(args, topics=0, events=0, event_size=0)
+    try:
+        request = f"GET {args.path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        payload = request * (args.size // len(request))
+        figures = await attack(port, process.pid, [payload] * args.connections, args.duration)
+    finally:
+        stop_server(process)
+    return {
+        "attack": "pipeline",
+        "connections": args.connections,
+        "bytes_each": len(payload),
+        "path": args.path,
+        **figures,
+    }
+
+
+async def replay(args: argparse.Namespace) -> dict[str, Any]:
+    process, port = start_server(
+        args, topics=args.topics, events=args.events, event_size=args.event_size
+    )
+    try:
+        query = "&".join(f"topic=t{t}" for t in range(args.topics))
+        request = (
+            f"GET /events?{query} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: {FOREIGN_ID}\r\n\r\n"
+        ).encode()
+        figures = await attack(port, process.pid, [request] * args.subscribers, args.duration)
+    finally:
+        stop_server(process)
+    history_mib = args.topics * args.events * args.event_size / MiB
+    return {
+        "attack": "replay",
+        "subscribers": args.subscribers,
+        "history_mib": history_mib,
+        **figures,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("attack", choices=("pipeline", "replay", "serve"))
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of probing")
+    parser.add_argument("--connections", type=int, default=30)
+    parser.add_argument("--size", type=int, default=256 * 1024, help="pipelined bytes each")
+    parser.add_argument("--path", default="/", help="what the pipelined requests ask for")
+    parser.add_argument("--topics", type=int, default=64)
+    parser.add_argument("--events", type=int, default=1000, help="events kept per topic")
+    parser.add_argument("--event-size", type=int, default=1000)
+    parser.add_argument("--subscribers", type=int, default=10)
+    parser.add_argument(
+        "--set",
+        dest="server_config",
+        action="append",
+        default=[],
+        type=lambda item: (item.split("=")[0], json.loads(item.split("=", 1)[1])),
+        metavar="FIELD=JSON",
+        help="a Config field of the server under attack (default: the CLI's defaults)",
+    )
+    parser.add_argument("--config", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    raise_file_limit()
+    if args.attack == "serve":
+        from rawsse.loops import loop_factory
+
+        loop = loop_factory(args.loop)()
+        loop.run_until_complete(serve(args))
+        return
+    figures = asyncio.run(pipeline(args) if args.attack == "pipeline" else replay(args))
+    figures["loop"] = args.loop
+    print(json.dumps(figures, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
