@@ -225,16 +225,39 @@ class TokenVerifier:
             raise AuthError("token rejected: bad signature") from None
         except jwt.InvalidTokenError:
             raise AuthError("malformed token") from None
+        except (OverflowError, ValueError):
+            # PyJWT converts time claims with int(): an Infinity raises OverflowError.
+            raise AuthError("token rejected: malformed time claim") from None
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             subject = "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
-        exp = claims.get("exp")
         return Grants(
             subject=subject,
             publish=_selectors(claims, "publish"),
             subscribe=_selectors(claims, "subscribe"),
-            expires_at=float(exp) if isinstance(exp, (int, float)) else None,
+            expires_at=_expiry(claims),
         )
+
+
+def _expiry(claims: dict[str, Any]) -> float | None:
+    """The token's ``exp`` as Unix time, or ``None`` without one.
+
+    RFC 7519 makes ``exp`` a JSON number. PyJWT also accepts a numeric string (it
+    checks ``int(exp)``), which a stream would then outlive, since its end is timed
+    from this value: such a token is refused, as is an ``exp`` beyond a float's range.
+
+    Raises:
+        AuthError: 401 for an ``exp`` that is not a number, or out of range.
+    """
+    exp = claims.get("exp")
+    if exp is None:
+        return None
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        raise AuthError("token rejected: exp must be a number")
+    try:
+        return float(exp)
+    except OverflowError:
+        raise AuthError("token rejected: exp out of range") from None
 
 
 #: What the static publish key may do: publish to any topic.

@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from rawsse.errors import ConfigError
+from rawsse.events import MAX_RETRY
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -194,6 +195,8 @@ class Config:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if self.retry is not None:
             _at_least("retry", self.retry, 0)
+            if self.retry > MAX_RETRY:
+                raise ConfigError(f"retry must be at most {MAX_RETRY} ms, got {self.retry!r}")
         for name in ("publish_key", "metrics_key", "jwt_secret", "jwt_public_key"):
             if getattr(self, name) == "":
                 raise ConfigError(f"{name} must not be empty (use None for no key)")

@@ -24,6 +24,9 @@ __all__ = [
     "encode_retry",
     "chunk",
     "check_field",
+    "check_event_name",
+    "MAX_RETRY",
+    "RESERVED_EVENT_PREFIX",
 ]
 
 #: A comment line and a blank line. Comments are ignored by every parser; they keep
@@ -32,6 +35,15 @@ HEARTBEAT = b":\n\n"
 
 #: The terminating chunk of a chunked HTTP/1.1 body (RFC 9112, section 7.1).
 CHUNKED_END = b"0\r\n\r\n"
+
+#: The largest ``retry:`` accepted, in milliseconds: a browser waits with ``setTimeout``,
+#: which fires at once for any delay above 2**31 - 1 ms (about 24.8 days), so a larger
+#: value would mean "reconnect now", the opposite of what was asked.
+MAX_RETRY = 2**31 - 1
+
+#: Event names the hub uses for its own notices (``rawsse-lost``,
+#: ``rawsse-auth-expiring``); publishers may not use them, so a client can trust them.
+RESERVED_EVENT_PREFIX = "rawsse-"
 
 _FORBIDDEN_IN_FIELD = ("\r", "\n", "\0")
 
@@ -46,6 +58,17 @@ def check_field(name: str, value: str) -> str:
         if char in value:
             raise InvalidEvent(f"{name} must not contain CR, LF or NUL: {value!r}")
     return value
+
+
+def check_event_name(event: str) -> str:
+    """Return ``event`` if a publisher may use it as an event type.
+
+    Raises:
+        InvalidEvent: it contains CR, LF or NUL, or begins with ``rawsse-``.
+    """
+    if event.startswith(RESERVED_EVENT_PREFIX):
+        raise InvalidEvent(f"event names beginning with {RESERVED_EVENT_PREFIX!r} are reserved")
+    return check_field("event", event)
 
 
 def _utf8(what: str, text: str) -> bytes:
@@ -72,14 +95,15 @@ def encode_event(
             dispatches a ``message`` event.
         id: the event id (``id:`` field); ``None`` leaves it out. An empty string is
             sent as is (it resets the client's last event id).
-        retry: reconnection time in milliseconds (``retry:`` field), a non-negative int.
+        retry: reconnection time in milliseconds (``retry:`` field), an int from 0 to
+            ``MAX_RETRY``.
 
     Returns:
         The encoded event.
 
     Raises:
-        InvalidEvent: ``id`` or ``event`` contains CR, LF or NUL, ``retry`` is negative,
-            or text is not encodable as UTF-8.
+        InvalidEvent: ``id`` or ``event`` contains CR, LF or NUL, ``retry`` is negative
+            or over ``MAX_RETRY``, or text is not encodable as UTF-8.
     """
     parts: list[str] = []
     if event is not None:
@@ -97,8 +121,8 @@ def encode_event(
 
 
 def _retry_line(retry: int) -> str:
-    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-        raise InvalidEvent(f"retry must be a non-negative integer of milliseconds: {retry!r}")
+    if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= MAX_RETRY:
+        raise InvalidEvent(f"retry must be an integer of milliseconds from 0 to {MAX_RETRY}")
     return f"retry: {retry}\n"
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote
 
 from rawsse.config import MAX_TOPIC_LENGTH
 from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
-from rawsse.events import check_field
+from rawsse.events import MAX_RETRY, check_event_name, check_field
 
 __all__ = [
     "Query",
@@ -167,27 +167,38 @@ def _one(params: Query, name: str) -> str | None:
     return values[0]
 
 
+_RETRY_DIGITS = len(str(MAX_RETRY))
+_BAD_RETRY = f"retry must be an integer of milliseconds from 0 to {MAX_RETRY}"
+
+
 def _retry(raw: object) -> int | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
     elif isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        # Measured before int(): Python refuses to convert over 4300 digits, and
+        # anything over ten is out of range anyway.
+        if len(raw.lstrip("0")) > _RETRY_DIGITS:
+            raise RequestError(_BAD_RETRY)
         value = int(raw)
     else:
-        raise RequestError("retry must be a non-negative integer of milliseconds")
-    if value < 0:
-        raise RequestError("retry must be a non-negative integer of milliseconds")
+        raise RequestError(_BAD_RETRY)
+    if not 0 <= value <= MAX_RETRY:
+        raise RequestError(_BAD_RETRY)
     return value
 
 
 def _optional_field(name: str, value: object) -> str | None:
-    if value is None:
+    """An ``id`` or ``event`` as given, or ``None`` when absent or blank: a blank id
+    would reset every browser's last event id (and could then never be replayed from),
+    and a blank event type is the default ``message`` anyway."""
+    if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string")
     try:
-        return check_field(name, value)
+        return check_event_name(value) if name == "event" else check_field(name, value)
     except InvalidEvent as exc:
         raise RequestError(str(exc)) from None
 
@@ -245,6 +256,8 @@ def parse_publish(
             raise RequestError(f"invalid JSON: {exc.msg}") from None
         except RecursionError:
             raise RequestError("invalid JSON: nested too deeply") from None
+        except ValueError:  # an integer over Python's 4300-digit conversion limit
+            raise RequestError("invalid JSON: a number is too long") from None
         if not isinstance(obj, dict):
             raise RequestError("JSON body must be an object")
         topics = obj.get("topic")

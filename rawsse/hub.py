@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 
 from rawsse import __version__
-from rawsse.backends.memory import MemoryBackend, Record
+from rawsse.backends.memory import MemoryBackend, Record, Replay
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
-from rawsse.events import HEARTBEAT, chunk
+from rawsse.events import HEARTBEAT, check_event_name, chunk
 from rawsse.http import parse_topics
 from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
 from rawsse.subscriber import Subscriber
@@ -119,9 +119,10 @@ class Hub:
             topic: a topic name or a sequence of them; a subscriber reading several of
                 them receives the event once.
             data: the event's data, any text (lines become ``data:`` fields).
-            event: the event type; ``None`` for the default ``message``.
+            event: the event type; ``None`` (or blank) for the default ``message``.
+                Names beginning with ``rawsse-`` are the hub's own notices, reserved.
             id: an id of the publisher's choosing, unique within the history; by
-                default the hub assigns ``EPOCH-SEQ``.
+                default (``None`` or blank) the hub assigns ``EPOCH-SEQ``.
             retry: a reconnection time in milliseconds to send with the event.
 
         Returns:
@@ -129,10 +130,15 @@ class Hub:
 
         Raises:
             InvalidEvent: a malformed topic, ``id`` or ``event`` (CR, LF or NUL), a
-                duplicate or reserved ``id``, or a negative ``retry``.
+                duplicate or reserved ``id``, a reserved ``event``, or a ``retry``
+                outside 0 to ``MAX_RETRY``.
             PayloadTooLarge: the encoded event is over ``max_event_size``.
         """
         topics = self._topic_names(topic)
+        if event is not None:
+            event = check_event_name(event) if event else None
+        if id == "":
+            id = None
         if not isinstance(data, str):
             raise InvalidEvent(f"data must be str, not {type(data).__name__}")
         if len(data) > self.config.max_event_size:
@@ -229,13 +235,15 @@ class Hub:
 
     # -- subscribing ------------------------------------------------------------
 
-    def subscribe(self, subscriber: Subscriber, last_event_id: str | None = None) -> bytes:
-        """Add ``subscriber`` to its topics and return what it missed, encoded.
+    def subscribe(self, subscriber: Subscriber, last_event_id: str | None = None) -> Replay:
+        """Add ``subscriber`` to its topics; return what it missed since
+        ``last_event_id``: a lost notice (or ``None``) and the records to replay.
 
-        The returned bytes (a lost notice and replayed events, or ``b""``) must be
-        written before anything else; the subscriber is live from now on. Events of this
-        iteration not yet flushed are flushed first, so that the seam between replay and
-        live stream has neither a duplicate nor a hole.
+        The subscriber is live from now on: pass the replay to
+        :meth:`Subscriber.start` before the loop runs anything else, so that it comes
+        before any live event. Events of this iteration not yet flushed are flushed
+        first, so that the seam between replay and live stream has neither a duplicate
+        nor a hole.
         """
         if self._dirty:
             self._flush()
@@ -250,10 +258,7 @@ class Hub:
         (group.chunked if subscriber.chunked else group.plain).add(subscriber)
         subscriber.group = group
         subscriber.topics = group.names
-        parts = [record.frame for record in replay.records]
-        if replay.lost is not None:
-            parts.insert(0, replay.lost)
-        return b"".join(parts)
+        return replay
 
     def _topic(self, name: str) -> Topic:
         topic = self._topics.get(name)

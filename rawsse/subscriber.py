@@ -4,22 +4,37 @@ The transport's write buffer is the only queue. ``pause_writing()`` (buffer over
 high-water mark) starts the clock; a subscriber that then holds more than ``max_buffer``
 unsent bytes, or stays paused longer than ``slow_timeout``, is aborted at once, which
 frees its buffer. A slow client therefore never delays the publisher or anyone else.
+
+A reconnecting client's replay can be far larger than ``max_buffer`` (64 topics of 1000
+events of 1 KB is 64 MB), so it is not written at once: pages of it are written as the
+client drains them, and live events published meanwhile wait behind it, counted against
+the same ``max_buffer`` (see :class:`_Replaying`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rawsse.events import CHUNKED_END, chunk
 
 if TYPE_CHECKING:
+    from rawsse.backends.memory import Record
     from rawsse.hub import Group, Hub
 
-__all__ = ["Subscriber"]
+__all__ = ["REPLAY_PAGE", "Sink", "Subscriber"]
 
 logger = logging.getLogger("rawsse.subscriber")
+
+
+class Sink(Protocol):
+    """What a subscriber writes to: its transport, or a stand-in for it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
 
 
 class _Dropped:
@@ -37,6 +52,56 @@ class _Dropped:
 
 
 _DROPPED: Any = _Dropped()
+
+#: Replayed events are written in pages of about this many bytes, each page as the client
+#: drains the previous ones: what a replay holds unsent is then at most the high-water
+#: mark plus one page (or one event, if larger), however long the history.
+REPLAY_PAGE = 64 * 1024
+
+#: Replay pages written to one subscriber in one loop iteration. The kernel takes
+#: megabytes from a socket before its transport pauses, so without a bound a handful of
+#: long replays would hold the loop for hundreds of milliseconds (``perf/attacks.py
+#: replay``); one page, then the next subscriber's turn.
+REPLAY_PAGES_PER_TURN = 1
+
+
+class _Replaying:
+    """Stands in for a subscriber's transport while its replay is being written.
+
+    The hub goes on writing live events to the subscriber as usual; they are held here
+    (shared bytes, already framed) and written once the replay is done, so the client
+    sees them after what it missed, without a duplicate or a hole. What is held counts
+    as unsent in ``get_write_buffer_size``, so the subscriber's drop rules (``max_buffer``
+    while paused, ``slow_timeout``) hold during a replay as they do after it.
+    """
+
+    __slots__ = ("real", "records", "held", "held_size")
+
+    def __init__(self, real: asyncio.Transport, records: Iterator[Record]) -> None:
+        self.real = real
+        self.records = records
+        self.held: list[bytes] = []
+        self.held_size = 0
+
+    def write(self, data: bytes) -> None:
+        self.held.append(data)
+        self.held_size += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.real.get_write_buffer_size() + self.held_size
+
+    def next_page(self) -> bytes | None:
+        """The next page of replayed events, or ``None`` when all are written."""
+        frames: list[bytes] = []
+        size = 0
+        for record in self.records:
+            frames.append(record.frame)
+            size += len(record.frame)
+            if size >= REPLAY_PAGE:
+                break
+        if not frames:
+            return None
+        return frames[0] if len(frames) == 1 else b"".join(frames)
 
 
 class Subscriber:
@@ -75,7 +140,7 @@ class Subscriber:
         peer: str = "",
         started_at: float = 0.0,
     ) -> None:
-        self.transport: asyncio.Transport = transport
+        self.transport: Sink = transport
         self._real_transport = transport
         self.hub = hub
         self.group: Group | None = None
@@ -101,6 +166,48 @@ class Subscriber:
         ):
             self.drop("slow_buffer")
 
+    def start(self, first: bytes, replay: Iterator[Record]) -> None:
+        """Begin the stream: write ``first`` (response head, ``retry:``, lost notice),
+        then the ``replay`` records as the client drains them, then live events.
+
+        Call it right after the hub subscribed this subscriber, before the loop runs
+        anything else, so that no live event can come before the replay.
+        """
+        self.transport.write(first)
+        self.transport = _Replaying(self._real_transport, replay)
+        self._write_replay()
+
+    def _write_replay(self) -> None:
+        """Write replay pages until the transport pauses or the replay is done; then
+        the live events held meanwhile, and the subscriber is live."""
+        replaying = self.transport
+        if not isinstance(replaying, _Replaying):
+            return
+        real = self._real_transport
+        for _ in range(REPLAY_PAGES_PER_TURN):
+            if self.paused_since is not None:
+                return  # resume() writes the next pages
+            page = replaying.next_page()
+            if page is None:
+                break
+            real.write(chunk(page) if self.chunked else page)
+            self.sent += len(page)
+        else:
+            # This subscriber has had its turn; the others (and the loop) have theirs.
+            asyncio.get_running_loop().call_soon(self._write_replay)
+            return
+        self.transport = real
+        if replaying.held:
+            self.transport.write(b"".join(replaying.held))
+            self._check_buffer()
+
+    def _check_buffer(self) -> None:
+        if (
+            self.paused_since is not None
+            and self.transport.get_write_buffer_size() > self.hub.max_buffer
+        ):
+            self.drop("slow_buffer")
+
     def pause(self, now: float) -> None:
         """The transport's buffer passed the high-water mark."""
         self.paused_since = now
@@ -110,6 +217,8 @@ class Subscriber:
         """The transport's buffer drained below the low-water mark."""
         self.paused_since = None
         self.hub.paused.discard(self)
+        if self.transport.__class__ is _Replaying:
+            self._write_replay()
 
     def drop(self, reason: str) -> None:
         """Abort the connection at once, freeing its buffer, and record why."""

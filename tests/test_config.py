@@ -30,6 +30,7 @@ def test_defaults_are_valid_and_frozen() -> None:
         ("request_timeout", 0),
         ("shutdown_timeout", 0),
         ("retry", -5),
+        ("retry", 2**31),
         ("max_topics", 0),
         ("publish_key", ""),
         ("history", True),

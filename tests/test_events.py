@@ -13,6 +13,8 @@ from rawsse.errors import InvalidEvent
 from rawsse.events import (
     CHUNKED_END,
     HEARTBEAT,
+    MAX_RETRY,
+    check_event_name,
     chunk,
     encode_comment,
     encode_event,
@@ -58,6 +60,25 @@ def test_field_injection_is_refused(field: str, bad: str) -> None:
 def test_retry_must_be_a_non_negative_int(bad: object) -> None:
     with pytest.raises(InvalidEvent, match="retry"):
         encode_event("x", retry=bad)  # type: ignore[arg-type]
+
+
+def test_retry_up_to_what_a_browser_can_wait() -> None:
+    assert encode_retry(MAX_RETRY) == b"retry: 2147483647\n\n"
+    with pytest.raises(InvalidEvent, match="from 0 to 2147483647"):
+        encode_event("x", retry=MAX_RETRY + 1)
+    with pytest.raises(InvalidEvent):
+        encode_retry(10**5000)
+
+
+@pytest.mark.parametrize("name", ["rawsse-lost", "rawsse-auth-expiring", "rawsse-"])
+def test_the_hubs_own_event_names_are_reserved(name: str) -> None:
+    with pytest.raises(InvalidEvent, match="reserved"):
+        check_event_name(name)
+
+
+@pytest.mark.parametrize("name", ["tick", "rawsse", "RAWSSE-lost", "my-rawsse-lost"])
+def test_other_event_names_are_the_publishers(name: str) -> None:
+    assert check_event_name(name) == name
 
 
 def test_unencodable_text_is_refused() -> None:

@@ -53,6 +53,21 @@ TOKENS = {
 }
 
 
+def _token(**claims: object) -> str:
+    return jwt.encode({"rawsse": {"publish": ["*"], "subscribe": ["*"]}, **claims}, SECRET)
+
+
+#: Tokens PyJWT accepts (or chokes on) whose expiry rawsse could not honour:
+#: (name, token, reason expected).
+BAD_EXPIRY_TOKENS = [
+    ("an exp as a numeric string", _token(exp=str(NOW + 3600)), b"exp must be a number"),
+    ("a 400-digit exp", _token(exp=10**400), b"exp out of range"),
+    # PyJWT refuses these itself (older releases raised OverflowError from int()).
+    ("an infinite exp", _token(exp=float("inf")), b"token"),
+    ("an infinite nbf", _token(nbf=float("inf")), b"token"),
+]
+
+
 def request(head: str, body: bytes = b"") -> bytes:
     return head.replace("\n", "\r\n").encode("latin-1") + b"\r\n\r\n" + body
 
@@ -203,6 +218,57 @@ CASES: list[tuple[str, bytes, int, bytes]] = [
     ("JSON that is not an object", publish("", b"[1, 2]", JSON), 400, b"object"),
     ("deep JSON", publish("", b"[" * 100_000 + b"]" * 100_000, JSON), 400, b"JSON"),
     ("a negative retry", publish("?topic=t&retry=-5", b"x"), 400, b"retry"),
+    # Integers past Python's 4300-digit conversion limit, or past what a browser can wait.
+    (
+        "a 5000-digit retry in the query",
+        publish("?topic=t&retry=" + "9" * 5000, b"x"),
+        400,
+        b"retry",
+    ),
+    (
+        "a 5000-digit retry in a form",
+        publish("", b"topic=t&data=x&retry=" + b"9" * 5000, FORM),
+        400,
+        b"retry",
+    ),
+    (
+        "a 5000-digit retry in JSON",
+        publish("", b'{"topic":"t","data":"x","retry":' + b"9" * 5000 + b"}", JSON),
+        400,
+        b"too long",
+    ),
+    (
+        "a 5000-digit number in JSON",
+        publish("", b'{"topic":"t","data":"x","n":' + b"9" * 5000 + b"}", JSON),
+        400,
+        b"too long",
+    ),
+    ("a retry past 2**31 - 1 ms", publish("?topic=t&retry=2147483648", b"x"), 400, b"retry"),
+    (
+        "a large retry in JSON",
+        publish("", b'{"topic":"t","data":"x","retry":' + b"9" * 400 + b"}", JSON),
+        400,
+        b"retry",
+    ),
+    # The hub's own notices cannot be forged.
+    (
+        "a rawsse-lost event in the query",
+        publish("?topic=t&event=rawsse-lost", b"{}"),
+        400,
+        b"reserved",
+    ),
+    (
+        "a rawsse- event in a form",
+        publish("", b"topic=t&data=x&event=rawsse-auth-expiring", FORM),
+        400,
+        b"reserved",
+    ),
+    (
+        "a rawsse- event in JSON",
+        publish("", b'{"topic":"t","data":"x","event":"rawsse-x"}', JSON),
+        400,
+        b"reserved",
+    ),
     ("an unknown content type", publish("", b"x", "Content-Type: text/csv"), 415, b"content type"),
     # Credentials.
     ("a wrong publish key", publish("?topic=t", b"x", key="wrong"), 401, b"wrong publish key"),
@@ -218,6 +284,19 @@ CASES: list[tuple[str, bytes, int, bytes]] = [
             b"",
         )
         for kind, token in TOKENS.items()
+    ],
+    *[
+        (f"{name} to publish", publish("?topic=t", b"x", key=token), 401, reason)
+        for name, token, reason in BAD_EXPIRY_TOKENS
+    ],
+    *[
+        (
+            f"{name} to subscribe",
+            get("/events?topic=t", f"Authorization: Bearer {token}"),
+            401,
+            reason,
+        )
+        for name, token, reason in BAD_EXPIRY_TOKENS
     ],
     (
         "a token in a forbidden query parameter",

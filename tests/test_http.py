@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.client import RawConnection, exchange, get
+from tests.client import RawConnection, exchange, get, raw_stream
 from tests.conftest import TEST_KEY, make_config, running_server
+from tests.sse_parser import dechunk, parse
 
 AUTH = f"Authorization: Bearer {TEST_KEY}"
 
@@ -299,3 +300,41 @@ async def test_metrics_exposition() -> None:
         assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert b"rawsse_connected_clients 0\n" in answer.body
         assert b'rawsse_requests_total{endpoint="other",status="404"} 1\n' in answer.body
+
+
+async def test_a_blank_id_or_event_means_none() -> None:
+    """A blank ``id`` would reset every browser's last event id (and a second one would
+    be refused as a duplicate): in every form it means "no id", and the hub assigns
+    one. A blank ``event`` is the default type."""
+    form = "Content-Type: application/x-www-form-urlencoded"
+    async with running_server() as server:
+        epoch = server.hub.backend.epoch
+        conn = await RawConnection.open(server.port)
+        ids = []
+        for raw in [
+            post("/publish", b"topic=t&data=a&id=&event=", AUTH, form),
+            post("/publish", b"topic=t&data=b&id=", AUTH, form),
+            post("/publish?topic=t&id=&event=", b"c", AUTH),
+            post(
+                "/publish",
+                b'{"topic": "t", "data": "d", "id": "", "event": ""}',
+                AUTH,
+                "Content-Type: application/json",
+            ),
+        ]:
+            await conn.send(raw)
+            answer = await conn.answer(head_only_for=b"POST")
+            assert answer.status == 200, answer.body
+            ids.append(answer.body.decode().strip())
+        await conn.close()
+        assert ids == [f"{epoch}-{seq}" for seq in (1, 2, 3, 4)]
+
+        stream, body = await raw_stream(server.port, f"/events?topic=t&lastEventID={epoch}-0")
+        while b"data: d\n\n" not in body:
+            body += await stream.read_some()
+        await stream.close()
+        events = parse(dechunk(body.partition(b"\r\n\r\n")[2])[0].decode()).events
+        assert [(e.type, e.data, e.last_event_id) for e in events] == [
+            ("message", data, event_id) for data, event_id in zip("abcd", ids, strict=True)
+        ]
+        assert b"id: \n" not in body and b"event: \n" not in body

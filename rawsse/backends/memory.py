@@ -8,15 +8,18 @@ another epoch rather than being replayed the wrong events.
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import secrets
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from rawsse.errors import InvalidEvent, PayloadTooLarge
-from rawsse.events import encode_event
+from rawsse.events import RESERVED_EVENT_PREFIX, encode_event
 
 __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
 
@@ -25,7 +28,7 @@ __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
 #: the history; ``epoch``: the id is from before a restart; ``unknown``: not an id we
 #: know), ``last_event_id`` (what the client sent) and ``resume_id`` (the id the client
 #: is positioned at from now on, also the event's own ``id`` field).
-LOST_EVENT = "rawsse-lost"
+LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
 
 _OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
@@ -45,10 +48,15 @@ class Record:
 @dataclass(frozen=True, slots=True)
 class Replay:
     """What a reconnecting client is sent before the live stream: a lost notice (or
-    ``None``) then ``records`` in publish order."""
+    ``None``) then ``records`` in publish order.
+
+    ``records`` is an iterator, read as the client drains what it is sent: merging a
+    long history of many topics costs tens of milliseconds, which are spread over the
+    replay's pages instead of being spent at once.
+    """
 
     lost: bytes | None
-    records: list[Record]
+    records: Iterator[Record]
 
 
 class MemoryBackend:
@@ -138,13 +146,13 @@ class MemoryBackend:
         notice, then all kept events. An id we cannot place: a lost notice only.
         """
         if last_event_id is None:
-            return Replay(None, [])
+            return Replay(None, iter(()))
         after, reason = self._position(last_event_id)
         evicted = max((self._evicted.get(t, 0) for t in topics), default=0)
         if reason is None and evicted > after:
             reason = "expired"
         if reason == "unknown":
-            return Replay(self._lost(reason, last_event_id, self.last_seq), [])
+            return Replay(self._lost(reason, last_event_id, self.last_seq), iter(()))
         records = self._records_after(topics, after)
         if reason is None:
             return Replay(None, records)
@@ -164,14 +172,20 @@ class MemoryBackend:
             return self.last_seq, "unknown"
         return seq, None
 
-    def _records_after(self, topics: Sequence[str], after: int) -> list[Record]:
-        seen: dict[int, Record] = {}
+    def _records_after(self, topics: Sequence[str], after: int) -> Iterator[Record]:
+        # A copy of each topic's kept events (references only: C-speed), since the
+        # history moves on while a long replay is being written; then a lazy merge.
+        kept: list[list[Record]] = []
         for topic in topics:
-            for record in reversed(self._history.get(topic, ())):
-                if record.seq <= after:
-                    break
-                seen[record.seq] = record
-        return [seen[seq] for seq in sorted(seen)]
+            history = self._history.get(topic)
+            if history and history[-1].seq > after:
+                records = list(history)
+                kept.append(records[bisect_right(records, after, key=_SEQ) :])
+        if not kept:
+            return iter(())
+        if len(kept) == 1:
+            return iter(kept[0])
+        return _once_each(heapq.merge(*kept, key=_SEQ))
 
     def _lost(self, reason: str, last_event_id: str, resume_seq: int) -> bytes:
         resume_id = self.make_id(resume_seq)
@@ -179,3 +193,16 @@ class MemoryBackend:
             {"reason": reason, "last_event_id": last_event_id, "resume_id": resume_id}
         )
         return encode_event(payload, event=LOST_EVENT, id=resume_id)
+
+
+_SEQ = attrgetter("seq")
+
+
+def _once_each(records: Iterable[Record]) -> Iterator[Record]:
+    """``records`` in order without repeats (an event on several topics is merged in
+    once per topic)."""
+    last = -1
+    for record in records:
+        if record.seq != last:
+            last = record.seq
+            yield record
