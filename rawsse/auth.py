@@ -290,8 +290,8 @@ class Authorizer:
         :meth:`Grants.check_publish` once the body is read).
 
         Raises:
-            AuthError: 403 when publishing is off; 401 without a credential, or with a
-                wrong key or an invalid token.
+            RequestError: 403 when publishing is off (no key or JWT key configured).
+            AuthError: 401 without a credential, or with a wrong key or an invalid token.
         """
         if not self.can_publish:
             raise RequestError(

@@ -347,7 +347,7 @@ class Hub:
             topic_clients=shown,
             buffered=[s.transport.get_write_buffer_size() for s in self.subscribers()],
             history_events=self.backend.history_size(),
-            backend_up=True,
+            backend_up=self.backend.healthy,
             draining=draining,
             version=__version__,
             loop=loop,

@@ -212,10 +212,11 @@ class HttpConnection(asyncio.Protocol):
         """The connection's current state."""
         return self._state
 
-    def _set_state(self, state: ConnState) -> None:
+    def _set_state(self, state: ConnState, idle_timeout: float | None = None) -> None:
         self._state = state
         if state is ConnState.IDLE:
-            self._set_deadline(self._server.config.keepalive_timeout)
+            config = self._server.config
+            self._set_deadline(config.keepalive_timeout if idle_timeout is None else idle_timeout)
         elif state is ConnState.REQUEST:
             self._set_deadline(self._server.config.request_timeout)
         else:
@@ -251,7 +252,7 @@ class HttpConnection(asyncio.Protocol):
                 # One address holding this many sockets is not a browser: close at once,
                 # before the connection costs a request timeout.
                 server.hub.metrics.rejected["limit"] += 1
-                self._state = ConnState.CLOSING
+                self._set_state(ConnState.CLOSING)
                 transport.abort()
                 return
             self._connection_key = key
@@ -268,8 +269,7 @@ class HttpConnection(asyncio.Protocol):
         self._server.connections.add(self)
         # A new connection gets the request timeout, not the keep-alive one: a client
         # that connects and says nothing is a slowloris until proven otherwise.
-        self._state = ConnState.IDLE
-        self._set_deadline(config.request_timeout)
+        self._set_state(ConnState.IDLE, config.request_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._state is not ConnState.IDLE and self._state is not ConnState.REQUEST:
@@ -322,10 +322,12 @@ class HttpConnection(asyncio.Protocol):
                 reason = "dead_peer" if timed_out else "client_closed"
             hub.count_disconnect(reason)
             access_logger.info(
-                "%s stream closed topics=%s reason=%s",
+                "%s stream closed topics=%s reason=%s duration=%.1fs bytes=%d",
                 self._who(),
                 ",".join(subscriber.topics),
                 reason,
+                self._loop.time() - subscriber.started_at,
+                subscriber.sent,
             )
         server.forget(self)
 
@@ -516,9 +518,12 @@ class HttpConnection(asyncio.Protocol):
                 return 503, b"draining\n", _TEXT, []
             return 200, b"ok\n", _TEXT, []
         if path == "/readyz":
-            # Ready means: worth sending new subscribers to. Not while draining.
+            # Ready means: worth sending new subscribers to. Not while draining, nor
+            # while the backend cannot deliver.
             if server.draining:
                 return 503, b"draining\n", _TEXT, []
+            if not server.hub.backend.healthy:
+                return 503, b"backend unavailable\n", _TEXT, []
             return 200, b"ready\n", _TEXT, []
         if path == "/metrics":
             key = server.config.metrics_key

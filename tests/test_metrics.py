@@ -4,13 +4,18 @@ checked against exact counts; /readyz; the metrics key."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rawsse import __version__
-from rawsse.backends.memory import Record
-from tests.client import RawConnection, exchange, get
+from rawsse.backends.memory import MemoryBackend, Record
+from rawsse.events import chunk, encode_event
+from rawsse.hub import Hub
+from tests.client import RawConnection, exchange, get, raw_stream
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
 from tests.test_flow import never_reading_stream
 
@@ -179,3 +184,44 @@ async def test_metrics_on_a_listener_of_their_own() -> None:
         assert (await exchange(metrics_port, get("/"))).status == 404
         assert server.hub.subscriber_count == 0
     assert server.metrics_port is None
+
+
+class _UnreachableBackend(MemoryBackend):
+    """A backend that reports itself down, as a remote one does while unreachable."""
+
+    up = True
+
+    @property
+    def healthy(self) -> bool:
+        return self.up
+
+
+async def test_readiness_and_backend_up_follow_the_backend() -> None:
+    config = make_config()
+    backend = _UnreachableBackend(config.history)
+    async with running_server(config, hub=Hub(config, backend=backend)) as server:
+        for up, status, body in [(True, 200, b"ready\n"), (False, 503, b"backend unavailable\n")]:
+            backend.up = up
+            ready = await exchange(server.port, get("/readyz"))
+            assert (ready.status, ready.body) == (status, body)
+            metrics = parse((await exchange(server.port, get("/metrics"))).body.decode())
+            assert value(metrics, "rawsse_backend_up") == int(up)
+        assert (await exchange(server.port, get("/healthz"))).status == 200  # still alive
+
+
+async def test_the_stream_close_log_line_has_duration_and_bytes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawsse.access")
+    async with running_server() as server:
+        conn, _ = await raw_stream(server.port, "/events?topic=t")
+        await wait_for(lambda: server.hub.subscriber_count == 1)
+        server.hub.publish("t", "x" * 100)
+        await read_events(conn, 1)
+        await conn.close()
+        await wait_for(lambda: server.hub.subscriber_count == 0)
+    (line,) = [r.getMessage() for r in caplog.records if "stream closed" in r.getMessage()]
+    match = re.search(r"reason=client_closed duration=([0-9.]+)s bytes=([0-9]+)$", line)
+    assert match is not None, line
+    expected = len(chunk(encode_event("x" * 100, id=f"{server.hub.backend.epoch}-1")))
+    assert float(match.group(1)) >= 0 and int(match.group(2)) == expected

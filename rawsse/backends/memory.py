@@ -82,6 +82,12 @@ class MemoryBackend:
         # Publisher-chosen ids resolve to their records while those are in the history.
         self._by_user_id: dict[str, Record] = {}
 
+    @property
+    def healthy(self) -> bool:
+        """Whether events can be published and delivered: always, in memory. (``/readyz``
+        and ``rawsse_backend_up`` read it; a remote backend is down while unreachable.)"""
+        return True
+
     def make_id(self, seq: int) -> str:
         """The wire id of sequence number ``seq`` in this epoch."""
         return f"{self.epoch}-{seq}"
