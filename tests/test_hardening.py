@@ -243,3 +243,30 @@ def test_replaying_to_non_readers_costs_neither_memory_nor_latency(loop: str) ->
     )  # fmt: skip
     assert figures["rss_growth_mib"] < 32, figures
     assert figures["healthz_max_ms"] < scaled(1000), figures
+
+
+async def test_a_stream_ended_while_its_client_reads_nothing_is_aborted() -> None:
+    """Ending a stream (here: shutdown) closes it once its buffer drains, which a client
+    that reads nothing never lets happen; past slow_timeout it is aborted, rather than
+    holding its buffer and its slot until the shutdown timeout (or for ever)."""
+    config = make_config(write_high_water=1 * MiB, max_buffer=2 * MiB, slow_timeout=0.5)
+    async with running_server(config) as server:
+        hub = server.hub
+        loop = asyncio.get_running_loop()
+        sock = await quiet_socket(server.port)
+        try:
+            await loop.sock_sendall(sock, b"GET /events?topic=t HTTP/1.1\r\nHost: t\r\n\r\n")
+            await wait_for(lambda: hub.subscriber_count == 1)
+            (subscriber,) = hub.subscribers()
+            for _ in range(400):  # until the kernel is full and bytes wait in the transport
+                if subscriber.transport.get_write_buffer_size() > 0:
+                    break
+                hub.publish("t", "z" * 64 * KiB)
+                await asyncio.sleep(0)
+            assert 0 < subscriber.transport.get_write_buffer_size() < config.write_high_water
+            assert not hub.paused  # so the stall sweep is not what ends it
+            started = loop.time()
+            await server.shutdown(timeout=scaled(30))
+            assert loop.time() - started < scaled(5)
+        finally:
+            sock.close()
