@@ -295,10 +295,6 @@ class HttpConnection(asyncio.Protocol):
                 self._process()
             except Exception:
                 self._crash()
-            if self._hold and self._state is ConnState.REQUEST:
-                # Requests the client sent before its EOF are still to be answered
-                # once it reads: keep our side open until then (or the timeout).
-                return True
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -118,6 +118,27 @@ async def test_a_pipelining_client_that_never_reads_is_closed() -> None:
             sock.close()
 
 
+async def test_pipelined_requests_sent_before_a_half_close_are_all_answered() -> None:
+    """``printf 'GET ...GET ...' | nc``: the client sends its requests and shuts its
+    side. Answered a turn at a time, they are all still answered, then the server
+    closes."""
+    count = 50
+    async with running_server() as server:
+        loop = asyncio.get_running_loop()
+        sock = await quiet_socket(server.port)
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+            await loop.sock_sendall(sock, request * count)
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while data := await asyncio.wait_for(loop.sock_recv(sock, 65536), scaled(5)):
+                received += data
+        finally:
+            sock.close()
+        assert received.count(b"HTTP/1.1 200 OK\r\n") == count
+        assert received.endswith(b"ok\n")
+
+
 # -- replay -------------------------------------------------------------------------------
 
 
