@@ -37,13 +37,16 @@ class RequestError(RawSSEError):
 
     Args:
         reason: a short, human-readable reason sent as the response body.
-        status: the HTTP status code (4xx).
+        status: the HTTP status code (4xx, 5xx).
+        close: whether the connection must close after the answer (a request that could
+            not be read to its end, or whose framing cannot be trusted).
     """
 
-    def __init__(self, reason: str, status: int = 400) -> None:
+    def __init__(self, reason: str, status: int = 400, *, close: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.close = close
 
 
 class PayloadTooLarge(RequestError):

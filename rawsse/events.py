@@ -14,17 +14,24 @@ because the parser would read them as the start of a new field (CR, LF) or ignor
 
 from __future__ import annotations
 
-from rawsse.errors import InvalidEvent
+from dataclasses import dataclass
+
+from rawsse.errors import InvalidEvent, PayloadTooLarge
 
 __all__ = [
     "HEARTBEAT",
     "CHUNKED_END",
     "encode_event",
+    "encode_parts",
+    "encode_checked",
+    "MAX_ASSIGNED_ID_LENGTH",
+    "EventParts",
     "encode_comment",
     "encode_retry",
     "chunk",
     "check_field",
     "check_event_name",
+    "check_id",
     "MAX_RETRY",
     "RESERVED_EVENT_PREFIX",
 ]
@@ -60,6 +67,15 @@ def check_field(name: str, value: str) -> str:
     return value
 
 
+def check_id(id: str) -> int:
+    """Check ``id`` for the ``id`` field; return its length in bytes.
+
+    Raises:
+        InvalidEvent: it contains CR, LF or NUL, or is not encodable as UTF-8.
+    """
+    return len(_utf8("id", check_field("id", id)))
+
+
 def check_event_name(event: str) -> str:
     """Return ``event`` if a publisher may use it as an event type.
 
@@ -76,6 +92,61 @@ def _utf8(what: str, text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidEvent(f"{what} is not encodable as UTF-8: {exc.reason}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class EventParts:
+    """An event encoded once, but for its id: the bytes before the ``id:`` line and
+    after it. The hub encodes an event into parts before a backend gives it its id;
+    :meth:`frame` then makes the final bytes with one join."""
+
+    before_id: bytes
+    after_id: bytes
+
+    def frame(self, id: str) -> bytes:
+        """The event's bytes with ``id`` (already checked) in its ``id:`` field."""
+        return b"".join((self.before_id, b"id: ", id.encode("utf-8"), b"\n", self.after_id))
+
+    def size(self, id_length: int) -> int:
+        """The size of :meth:`frame` for an id of ``id_length`` bytes."""
+        return len(self.before_id) + len(self.after_id) + id_length + 5
+
+
+def encode_parts(data: str, *, event: str | None = None, retry: int | None = None) -> EventParts:
+    """Encode an event's fields but its id (see :func:`encode_event` for the rules)."""
+    before = "" if event is None else "event: " + check_field("event", event) + "\n"
+    after = "" if retry is None else _retry_line(retry)
+    # One "data:" line per line of text. The single space after the colon is stripped
+    # by the parser, so a line that starts with a space keeps it.
+    if "\r" in data:
+        data = data.replace("\r\n", "\n").replace("\r", "\n")
+    after += "data: " + data.replace("\n", "\ndata: ") + "\n\n"
+    return EventParts(_utf8("event", before), _utf8("event", after))
+
+
+#: The longest id a backend assigns (``EPOCH-SEQ``: 8 hex digits, a dash, up to 19
+#: digits): an event's size is checked with it before its id is known.
+MAX_ASSIGNED_ID_LENGTH = 28
+
+
+def encode_checked(
+    data: str, *, event: str | None, id: str | None, retry: int | None, max_size: int
+) -> EventParts:
+    """A publisher's event encoded but for its id, checked once: fields (``rawsse-``
+    event names are reserved), and the final size with the publisher's ``id`` or the
+    longest one a backend assigns.
+
+    Raises:
+        InvalidEvent: a field cannot be sent.
+        PayloadTooLarge: the event would be over ``max_size`` bytes.
+    """
+    if not isinstance(data, str):
+        raise InvalidEvent(f"data must be str, not {type(data).__name__}")
+    parts = encode_parts(data, event=check_event_name(event) if event else None, retry=retry)
+    id_length = MAX_ASSIGNED_ID_LENGTH if id is None else check_id(id)
+    if parts.size(id_length) > max_size:
+        raise PayloadTooLarge(f"event over the {max_size}-byte limit")
+    return parts
 
 
 def encode_event(
@@ -105,19 +176,10 @@ def encode_event(
         InvalidEvent: ``id`` or ``event`` contains CR, LF or NUL, ``retry`` is negative
             or over ``MAX_RETRY``, or text is not encodable as UTF-8.
     """
-    parts: list[str] = []
-    if event is not None:
-        parts.append("event: " + check_field("event", event) + "\n")
-    if id is not None:
-        parts.append("id: " + check_field("id", id) + "\n")
-    if retry is not None:
-        parts.append(_retry_line(retry))
-    # One "data:" line per line of text. The single space after the colon is stripped
-    # by the parser, so a line that starts with a space keeps it.
-    if "\r" in data:
-        data = data.replace("\r\n", "\n").replace("\r", "\n")
-    parts.append("data: " + data.replace("\n", "\ndata: ") + "\n\n")
-    return _utf8("event", "".join(parts))
+    parts = encode_parts(data, event=event, retry=retry)
+    if id is None:
+        return parts.before_id + parts.after_id
+    return parts.frame(check_field("id", id))
 
 
 def _retry_line(retry: int) -> str:

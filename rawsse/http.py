@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 from rawsse.config import MAX_TOPIC_LENGTH
-from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
+from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import MAX_RETRY, check_event_name, check_field
 
 __all__ = [
@@ -220,7 +220,6 @@ def parse_publish(
     body: bytes,
     query: Query,
     *,
-    max_event_size: int,
     max_topics: int,
 ) -> PublishRequest:
     """Interpret a ``POST /publish`` in one of its three forms.
@@ -233,12 +232,12 @@ def parse_publish(
     3. Otherwise an ``application/x-www-form-urlencoded`` form with the same fields,
        ``topic`` repeatable.
 
+    The body's size was bounded while it was read (``max_event_size``, 413), and the
+    encoded event's is checked by the hub.
+
     Raises:
-        PayloadTooLarge: the body is over ``max_event_size``.
         RequestError: 400 for missing or malformed fields, 415 for another content type.
     """
-    if len(body) > max_event_size:
-        raise PayloadTooLarge(f"body over the {max_event_size}-byte limit")
     if "topic" in query:
         return _build(
             query["topic"],

@@ -1,7 +1,8 @@
 """The hub: topics, publish, per-iteration batching, fan-out and replay.
 
-Publishing encodes an event once (in the backend) and appends its record to the pending
-list of each of its topics that has subscribers; one flush is scheduled per loop
+Publishing encodes an event once (all but its id, which the backend gives it), and the
+backend hands the ordered record back to :meth:`Hub.dispatch`, which appends it to the
+pending list of each of its topics that has subscribers; one flush is scheduled per loop
 iteration. The flush works per *group*: subscribers that read exactly the same set of
 topics share a group, so a group's payload (its topics' pending events, each once, in
 order) is joined once and the same bytes are written to every member, in one
@@ -16,13 +17,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from typing import cast
 
 from rawsse import __version__
-from rawsse.backends.memory import MemoryBackend, Record, Replay
+from rawsse.backends.base import Backend, Record, Replay
+from rawsse.backends.memory import MemoryBackend
 from rawsse.config import Config
-from rawsse.errors import InvalidEvent, PayloadTooLarge, RequestError
-from rawsse.events import HEARTBEAT, check_event_name, chunk
+from rawsse.errors import InvalidEvent, RequestError
+from rawsse.events import HEARTBEAT, chunk, encode_checked
 from rawsse.http import parse_topics
 from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
 from rawsse.subscriber import Subscriber
@@ -78,11 +81,12 @@ class Hub:
         backend: where ids and history come from; a :class:`MemoryBackend` by default.
     """
 
-    def __init__(
-        self, config: Config | None = None, *, backend: MemoryBackend | None = None
-    ) -> None:
+    def __init__(self, config: Config | None = None, *, backend: Backend | None = None) -> None:
         self.config = config if config is not None else Config()
         self.backend = backend if backend is not None else MemoryBackend(self.config.history)
+        self.backend.attach(self.dispatch)
+        #: The sequence number of the last event dispatched: replay ends there.
+        self.last_seq = 0
         self.max_buffer = self.config.max_buffer
         self.metrics = Metrics()
         self.paused: set[Subscriber] = set()
@@ -113,7 +117,8 @@ class Hub:
 
         The event is encoded once and stored in the history at once; subscribers
         receive it when the loop next runs its callbacks, batched with whatever else
-        was published in this iteration. Never blocks, never awaits.
+        was published in this iteration. Never blocks, never awaits. With a backend that
+        must await (a remote one), use :meth:`publish_async`.
 
         Args:
             topic: a topic name or a sequence of them; a subscriber reading several of
@@ -122,7 +127,7 @@ class Hub:
             event: the event type; ``None`` (or blank) for the default ``message``.
                 Names beginning with ``rawsse-`` are the hub's own notices, reserved.
             id: an id of the publisher's choosing, unique within the history; by
-                default (``None`` or blank) the hub assigns ``EPOCH-SEQ``.
+                default (``None`` or blank) the backend assigns ``EPOCH-SEQ``.
             retry: a reconnection time in milliseconds to send with the event.
 
         Returns:
@@ -132,22 +137,53 @@ class Hub:
             InvalidEvent: a malformed topic, ``id`` or ``event`` (CR, LF or NUL), a
                 duplicate or reserved ``id``, a reserved ``event``, or a ``retry``
                 outside 0 to ``MAX_RETRY``.
-            PayloadTooLarge: the encoded event is over ``max_event_size``.
+            PayloadTooLarge: the encoded event is over ``max_event_size`` bytes.
+            RuntimeError: the backend publishes asynchronously.
         """
+        if not self.backend.synchronous:
+            raise RuntimeError("this backend publishes asynchronously: use publish_async()")
+        return cast(str, self.start_publish(topic, data, event=event, id=id, retry=retry))
+
+    async def publish_async(
+        self,
+        topic: str | Sequence[str],
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> str:
+        """:meth:`publish` for any backend: awaits the backend when it must."""
+        result = self.start_publish(topic, data, event=event, id=id, retry=retry)
+        return result if isinstance(result, str) else await result
+
+    def start_publish(
+        self,
+        topic: str | Sequence[str],
+        data: str,
+        *,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+    ) -> str | Awaitable[str]:
+        """Validate, encode and hand the event to the backend: its id at once from a
+        synchronous backend, else something to await for it. (What the HTTP layer
+        calls, so that only a remote backend costs a task.)"""
         topics = self._topic_names(topic)
-        if event is not None:
-            event = check_event_name(event) if event else None
         if id == "":
             id = None
-        if not isinstance(data, str):
-            raise InvalidEvent(f"data must be str, not {type(data).__name__}")
-        if len(data) > self.config.max_event_size:
-            raise PayloadTooLarge(f"event over the {self.config.max_event_size}-byte limit")
-        record = self.backend.append(
-            topics, data, event=event, id=id, retry=retry, max_size=self.config.max_event_size
+        parts = encode_checked(
+            data, event=event, id=id, retry=retry, max_size=self.config.max_event_size
         )
+        result = self.backend.publish(topics, parts, id=id)
+        if isinstance(result, Record):
+            self.metrics.events_published += 1
+            return result.id
+        return self._published(result)
+
+    async def _published(self, pending: Awaitable[Record]) -> str:
+        record = await pending
         self.metrics.events_published += 1
-        self.dispatch(record)
         return record.id
 
     def _topic_names(self, topic: str | Sequence[str]) -> tuple[str, ...]:
@@ -158,7 +194,9 @@ class Hub:
             raise InvalidEvent(exc.reason) from None
 
     def dispatch(self, record: Record) -> None:
-        """Queue ``record`` for the subscribers of its topics, flushed once per iteration."""
+        """Queue ``record`` (ordered by the backend) for the subscribers of its topics,
+        flushed once per iteration."""
+        self.last_seq = record.seq
         queued = False
         for name in record.topics:
             topic = self._topics.get(name)
@@ -235,19 +273,20 @@ class Hub:
 
     # -- subscribing ------------------------------------------------------------
 
-    def subscribe(self, subscriber: Subscriber, last_event_id: str | None = None) -> Replay:
+    def subscribe(
+        self, subscriber: Subscriber, last_event_id: str | None = None
+    ) -> Replay | Awaitable[Replay]:
         """Add ``subscriber`` to its topics; return what it missed since
-        ``last_event_id``: a lost notice (or ``None``) and the records to replay.
+        ``last_event_id`` (a lost notice or ``None``, and the records to replay), or
+        something to await for it from a remote backend.
 
-        The subscriber is live from now on: pass the replay to
-        :meth:`Subscriber.start` before the loop runs anything else, so that it comes
-        before any live event. Events of this iteration not yet flushed are flushed
-        first, so that the seam between replay and live stream has neither a duplicate
-        nor a hole.
+        Call :meth:`Subscriber.begin` in the same step: live events are then held until
+        the replay is written (:meth:`Subscriber.replay`). Events of this iteration not
+        yet flushed are flushed first, and the replay ends at the last event dispatched,
+        so the seam between replay and live stream has neither a duplicate nor a hole.
         """
         if self._dirty:
             self._flush()
-        replay = self.backend.replay(subscriber.topics, last_event_id)
         key = frozenset(subscriber.topics)
         group = self._groups.get(key)
         if group is None:
@@ -258,7 +297,17 @@ class Hub:
         (group.chunked if subscriber.chunked else group.plain).add(subscriber)
         subscriber.group = group
         subscriber.topics = group.names
-        return replay
+        return self.backend.replay(subscriber.topics, last_event_id, upto=self.last_seq)
+
+    def pause(self, subscriber: Subscriber, now: float) -> None:
+        """Its transport is over the high-water mark: the stall sweep watches it."""
+        subscriber.pause(now)
+        self.paused.add(subscriber)
+
+    def resume(self, subscriber: Subscriber) -> None:
+        """Its transport drained: no longer stalled."""
+        self.paused.discard(subscriber)
+        subscriber.resume()
 
     def _topic(self, name: str) -> Topic:
         topic = self._topics.get(name)
@@ -269,7 +318,7 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Remove ``subscriber`` from its group; idempotent. Safe to call at any time,
         even from a write made during a flush (the removal then waits for its end)."""
-        group = subscriber.group
+        group = cast("Group | None", subscriber.group)
         if group is None:
             return
         if self._flushing:
@@ -332,32 +381,23 @@ class Hub:
             result.extend(group.chunked)
         return result
 
-    def gauges(self, *, draining: bool, loop: str) -> Gauges:
-        """What ``/metrics`` reports besides counters, read now (O(subscribers))."""
-        per_topic = sorted(
-            ((name, sum(len(g) for g in topic.groups)) for name, topic in self._topics.items()),
-            key=lambda item: (-item[1], item[0]),
-        )
-        shown: list[tuple[str, int]] = per_topic[:TOPIC_LABEL_LIMIT]
-        if len(per_topic) > TOPIC_LABEL_LIMIT:
-            shown.append(("_other", sum(count for _, count in per_topic[TOPIC_LABEL_LIMIT:])))
-        return Gauges(
-            clients=self.subscriber_count,
-            paused=len(self.paused),
-            topic_clients=shown,
-            buffered=[s.transport.get_write_buffer_size() for s in self.subscribers()],
-            history_events=self.backend.history_size(),
-            backend_up=self.backend.healthy,
-            draining=draining,
-            version=__version__,
-            loop=loop,
-            resident_bytes=resident_bytes(),
-        )
-
     def exposition(self, *, draining: bool = False) -> bytes:
         """The Prometheus text exposition of this hub's metrics."""
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
-        return self.metrics.exposition(self.gauges(draining=draining, loop=loop))
+        return self.metrics.exposition(_gauges(self, draining=draining, loop=loop))
+
+    async def start(self) -> None:
+        """Start the backend (the server calls it when it starts)."""
+        await self.backend.start()
+
+    async def close(self) -> None:
+        """Close the backend (the server calls it when it has shut down)."""
+        await self.backend.close()
+
+    @property
+    def group_count(self) -> int:
+        """How many distinct sets of topics are read (subscribers share a group each)."""
+        return len(self._groups)
 
     @property
     def subscriber_count(self) -> int:
@@ -368,6 +408,29 @@ class Hub:
     def topic_count(self) -> int:
         """How many topics have subscribers."""
         return len(self._topics)
+
+
+def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:
+    """What ``/metrics`` reports besides counters, read now (O(subscribers))."""
+    per_topic = sorted(
+        ((name, sum(len(g) for g in topic.groups)) for name, topic in hub._topics.items()),
+        key=lambda item: (-item[1], item[0]),
+    )
+    shown: list[tuple[str, int]] = per_topic[:TOPIC_LABEL_LIMIT]
+    if len(per_topic) > TOPIC_LABEL_LIMIT:
+        shown.append(("_other", sum(count for _, count in per_topic[TOPIC_LABEL_LIMIT:])))
+    return Gauges(
+        clients=hub.subscriber_count,
+        paused=len(hub.paused),
+        topic_clients=shown,
+        buffered=[s.transport.get_write_buffer_size() for s in hub.subscribers()],
+        history_events=hub.backend.history_size(),
+        backend_up=hub.backend.healthy,
+        draining=draining,
+        version=__version__,
+        loop=loop,
+        resident_bytes=resident_bytes(),
+    )
 
 
 def _pending_of(group: Group) -> list[Record]:

@@ -24,14 +24,8 @@ from typing import Any
 from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.loops import loop_factory
-from rawsse.protocol import (
-    METRICS_ROUTES,
-    PUBLIC_ROUTES,
-    ROUTES,
-    ConnState,
-    HttpConnection,
-    ServerState,
-)
+from rawsse.protocol import ConnState, HttpConnection, ServerState
+from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, ROUTES
 
 __all__ = ["Server", "ServerThread", "run"]
 
@@ -72,7 +66,6 @@ class Server:
         self._state = ServerState(config, self.hub, demo_page)
         self._listener: asyncio.Server | None = None
         self._metrics_listener: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stop_requested: asyncio.Event | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
@@ -84,6 +77,7 @@ class Server:
         """Bind the listening socket and start the heartbeat and stall timers."""
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
+        await self.hub.start()
         state = self._state
         separate_metrics = self.config.metrics_port is not None
         routes = PUBLIC_ROUTES if separate_metrics else ROUTES
@@ -124,7 +118,7 @@ class Server:
         self._schedule(self._stall_interval(), self._check_stalled)
 
     def _prune_limits(self) -> None:
-        self._state.limits.prune(asyncio.get_running_loop().time())
+        self._state.admission.limits.prune(asyncio.get_running_loop().time())
         self._schedule(LIMIT_PRUNE_INTERVAL, self._prune_limits)
 
     @property
@@ -166,15 +160,15 @@ class Server:
 
         A task that fails is logged with its traceback; the server keeps serving.
         """
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        task = self._state.spawn(coro)
+        if name is not None:
+            task.set_name(name)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+    @property
+    def connection_count(self) -> int:
+        """How many client connections are open (streams and ordinary ones)."""
+        return len(self._state.connections)
 
     def request_shutdown(self) -> None:
         """Ask :meth:`serve_until_stopped` to return (safe from a signal handler)."""
@@ -216,7 +210,7 @@ class Server:
         for timer in self._timers.values():
             timer.cancel()
         self._timers = {}
-        tasks = list(self._tasks)
+        tasks = list(state.tasks)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -247,6 +241,7 @@ class Server:
             if listener is not None:
                 await listener.wait_closed()
         self._listener = self._metrics_listener = None
+        await self.hub.close()
         logger.info("shut down")
 
     async def __aenter__(self) -> Server:

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rawsse.events import CHUNKED_END, chunk
 
 if TYPE_CHECKING:
-    from rawsse.backends.memory import Record
-    from rawsse.hub import Group, Hub
+    from rawsse.backends.base import Record
 
 __all__ = ["REPLAY_PAGE", "Sink", "Subscriber"]
 
@@ -77,9 +76,10 @@ class _Replaying:
 
     __slots__ = ("real", "records", "held", "held_size")
 
-    def __init__(self, real: asyncio.Transport, records: Iterator[Record]) -> None:
+    def __init__(self, real: asyncio.Transport) -> None:
         self.real = real
-        self.records = records
+        #: What to replay; ``None`` until the backend has answered.
+        self.records: Iterator[Record] | None = None
         self.held: list[bytes] = []
         self.held_size = 0
 
@@ -94,6 +94,7 @@ class _Replaying:
         """The next page of replayed events, or ``None`` when all are written."""
         frames: list[bytes] = []
         size = 0
+        assert self.records is not None
         for record in self.records:
             frames.append(record.frame)
             size += len(record.frame)
@@ -105,20 +106,24 @@ class _Replaying:
 
 
 class Subscriber:
-    """The stream state of one connection, owned by the hub while it is subscribed.
+    """The stream state of one connection, held by the hub while it is subscribed.
+
+    It knows its transport and its limits, not the hub: the hub keeps the set of paused
+    subscribers (:meth:`Hub.pause`, :meth:`Hub.resume`) and its groups.
 
     Attributes:
         topics: the topics it reads.
         chunked: whether its body uses HTTP/1.1 chunked framing (else close-delimited).
+        group: the hub's handle for the group it is in (opaque here), or ``None``.
         paused_since: loop time when writing was paused, ``None`` while the client keeps up.
         close_reason: why the stream ended, once it has (a ``DISCONNECT_REASONS`` value).
         started_at: loop time the stream started.
-        sent: bytes of events and heartbeats handed to the transport.
+        sent: bytes of events, replay and heartbeats handed to the transport.
     """
 
     __slots__ = (
         "transport",
-        "hub",
+        "max_buffer",
         "group",
         "topics",
         "chunked",
@@ -133,17 +138,17 @@ class Subscriber:
     def __init__(
         self,
         transport: asyncio.Transport,
-        hub: Hub,
         topics: tuple[str, ...],
         *,
         chunked: bool,
+        max_buffer: int,
         peer: str = "",
         started_at: float = 0.0,
     ) -> None:
         self.transport: Sink = transport
         self._real_transport = transport
-        self.hub = hub
-        self.group: Group | None = None
+        self.max_buffer = max_buffer
+        self.group: object | None = None
         self.topics = topics
         self.chunked = chunked
         self.peer = peer
@@ -162,26 +167,41 @@ class Subscriber:
         self.sent += len(payload)
         if (
             self.paused_since is not None
-            and self.transport.get_write_buffer_size() > self.hub.max_buffer
+            and self.transport.get_write_buffer_size() > self.max_buffer
         ):
             self.drop("slow_buffer")
 
-    def start(self, first: bytes, replay: Iterator[Record]) -> None:
-        """Begin the stream: write ``first`` (response head, ``retry:``, lost notice),
-        then the ``replay`` records as the client drains them, then live events.
+    def send_own(self, payload: bytes) -> None:
+        """Send bytes meant for this subscriber alone (a notice), framed here."""
+        self.send(chunk(payload) if self.chunked else payload)
 
-        Call it right after the hub subscribed this subscriber, before the loop runs
-        anything else, so that no live event can come before the replay.
+    def begin(self, head: bytes) -> None:
+        """Write the response head, and hold live events from now on until
+        :meth:`replay` has written what the client missed.
+
+        Call it in the same step as the hub's ``subscribe``, so that no live event can
+        come before the replay, however long the replay takes to read.
         """
-        self.transport.write(first)
-        self.transport = _Replaying(self._real_transport, replay)
+        self._real_transport.write(head)
+        self.transport = _Replaying(self._real_transport)
+
+    def replay(self, first: bytes, records: Iterator[Record]) -> None:
+        """Write ``first`` (``retry:``, lost notice: unframed), then ``records`` as the
+        client drains them, then the live events held meanwhile. Ignored once the
+        stream has ended."""
+        replaying = self.transport
+        if not isinstance(replaying, _Replaying):
+            return
+        if first:
+            self._real_transport.write(chunk(first) if self.chunked else first)
+        replaying.records = records
         self._write_replay()
 
     def _write_replay(self) -> None:
         """Write replay pages until the transport pauses or the replay is done; then
         the live events held meanwhile, and the subscriber is live."""
         replaying = self.transport
-        if not isinstance(replaying, _Replaying):
+        if not isinstance(replaying, _Replaying) or replaying.records is None:
             return
         real = self._real_transport
         for _ in range(REPLAY_PAGES_PER_TURN):
@@ -198,43 +218,39 @@ class Subscriber:
             return
         self.transport = real
         if replaying.held:
-            self.transport.write(b"".join(replaying.held))
-            self._check_buffer()
-
-    def _check_buffer(self) -> None:
-        if (
-            self.paused_since is not None
-            and self.transport.get_write_buffer_size() > self.hub.max_buffer
-        ):
-            self.drop("slow_buffer")
+            real.write(b"".join(replaying.held))
+            if self.paused_since is not None and real.get_write_buffer_size() > self.max_buffer:
+                self.drop("slow_buffer")
 
     def pause(self, now: float) -> None:
-        """The transport's buffer passed the high-water mark."""
+        """The transport's buffer passed the high-water mark (see :meth:`Hub.pause`)."""
         self.paused_since = now
-        self.hub.paused.add(self)
 
     def resume(self) -> None:
-        """The transport's buffer drained below the low-water mark."""
+        """The transport's buffer drained below the low-water mark; a replay goes on
+        (see :meth:`Hub.resume`)."""
         self.paused_since = None
-        self.hub.paused.discard(self)
         if self.transport.__class__ is _Replaying:
             self._write_replay()
+
+    def end(self, reason: str) -> None:
+        """Record why the stream ended, unless a reason is already recorded."""
+        if self.close_reason is None:
+            self.close_reason = reason
 
     def drop(self, reason: str) -> None:
         """Abort the connection at once, freeing its buffer, and record why."""
         if self.close_reason is None:
-            self.close_reason = reason
             logger.info("dropping subscriber %s: %s", self.peer, reason)
+        self.end(reason)
         self.paused_since = None
-        self.hub.paused.discard(self)
         self.transport = _DROPPED
         self._real_transport.abort()
 
     def finish(self, trailer: bytes, reason: str) -> None:
         """End the stream cleanly: write ``trailer`` (e.g. a ``retry:`` hint), the
         terminating chunk when chunked, and close once the buffer has drained."""
-        if self.close_reason is None:
-            self.close_reason = reason
+        self.end(reason)
         transport = self._real_transport
         self.transport = _DROPPED
         if not transport.is_closing():

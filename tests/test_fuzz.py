@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from rawsse.auth import mint_token
 from rawsse.config import Config
+from rawsse.exchange import Exchange
 from rawsse.hub import Hub
 from rawsse.protocol import HttpConnection, ServerState
 from tests.conftest import TEST_KEY
@@ -76,8 +77,24 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+class RecordingExchange(Exchange):
+    """Records the method of every request head h11 parsed, so the answers can be framed."""
+
+    __slots__ = ("methods",)
+
+    def __init__(self, methods: list[bytes], config: Config) -> None:
+        super().__init__(
+            max_header_size=config.max_header_size, max_body_size=config.max_event_size
+        )
+        self.methods = methods
+
+    def _on_head(self, head: h11.Request) -> None:
+        self.methods.append(head.method)
+        super()._on_head(head)
+
+
 class RecordingConnection(HttpConnection):
-    """Records the method of every request h11 parsed, so the answers can be framed."""
+    """A connection whose exchange records the requests it parsed."""
 
     __slots__ = ("methods",)
 
@@ -85,9 +102,10 @@ class RecordingConnection(HttpConnection):
         super().__init__(server)
         self.methods: list[bytes] = []
 
-    def _on_request(self, request: h11.Request) -> None:
-        self.methods.append(request.method)
-        super()._on_request(request)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._exchange is not None:
+            self._exchange = RecordingExchange(self.methods, self._server.config)
 
 
 def check_answers(output: bytes, methods: list[bytes]) -> None:

@@ -1,10 +1,8 @@
-"""Where events come from and how far back they go.
-
-A backend assigns each event its sequence number and wire id, keeps the bounded history
-that replay reads, and answers "what did a client with this Last-Event-ID miss?".
-Backends know nothing about HTTP or subscribers.
+"""Where events are ordered and how far back they go: the :class:`Backend` interface
+(``base``) and its implementations. Backends know nothing about HTTP or subscribers.
 """
 
-from rawsse.backends.memory import MemoryBackend, Record, Replay
+from rawsse.backends.base import LOST_EVENT, Backend, Record, Replay
+from rawsse.backends.memory import MemoryBackend
 
-__all__ = ["MemoryBackend", "Record", "Replay"]
+__all__ = ["LOST_EVENT", "Backend", "MemoryBackend", "Record", "Replay"]

@@ -9,58 +9,26 @@ another epoch rather than being replayed the wrong events.
 from __future__ import annotations
 
 import heapq
-import json
+import itertools
 import re
 import secrets
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from operator import attrgetter
 
-from rawsse.errors import InvalidEvent, PayloadTooLarge
-from rawsse.events import RESERVED_EVENT_PREFIX, encode_event
+from rawsse.backends.base import LOST_EVENT, Backend, Record, Replay, lost_notice, nothing
+from rawsse.errors import InvalidEvent
+from rawsse.events import EventParts
 
 __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
-
-#: Name of the event that tells a client its reconnection skipped events we no longer
-#: have (or cannot place). Its data is a JSON object: ``reason`` (``expired``: older than
-#: the history; ``epoch``: the id is from before a restart; ``unknown``: not an id we
-#: know), ``last_event_id`` (what the client sent) and ``resume_id`` (the id the client
-#: is positioned at from now on, also the event's own ``id`` field).
-LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
 
 _OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 
-class Record:
-    """One published event: its order, wire id, topics and its encoded bytes."""
-
-    __slots__ = ("seq", "id", "topics", "frame")
-
-    def __init__(self, seq: int, id: str, topics: tuple[str, ...], frame: bytes) -> None:
-        self.seq = seq
-        self.id = id
-        self.topics = topics
-        self.frame = frame
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """What a reconnecting client is sent before the live stream: a lost notice (or
-    ``None``) then ``records`` in publish order.
-
-    ``records`` is an iterator, read as the client drains what it is sent: merging a
-    long history of many topics costs tens of milliseconds, which are spread over the
-    replay's pages instead of being spent at once.
-    """
-
-    lost: bytes | None
-    records: Iterator[Record]
-
-
-class MemoryBackend:
-    """Assigns ids and keeps the last ``history`` events of each topic.
+class MemoryBackend(Backend):
+    """Assigns ids and keeps the last ``history`` events of each topic; delivers each
+    event as it is published.
 
     Args:
         history: events kept per topic for replay; 0 keeps none.
@@ -68,6 +36,7 @@ class MemoryBackend:
     """
 
     def __init__(self, history: int, *, epoch: str | None = None) -> None:
+        super().__init__()
         if epoch is None:
             epoch = secrets.token_hex(4)
         if not re.fullmatch(r"[0-9a-f]{8}", epoch):
@@ -82,32 +51,16 @@ class MemoryBackend:
         # Publisher-chosen ids resolve to their records while those are in the history.
         self._by_user_id: dict[str, Record] = {}
 
-    @property
-    def healthy(self) -> bool:
-        """Whether events can be published and delivered: always, in memory. (``/readyz``
-        and ``rawsse_backend_up`` read it; a remote backend is down while unreachable.)"""
-        return True
-
     def make_id(self, seq: int) -> str:
         """The wire id of sequence number ``seq`` in this epoch."""
         return f"{self.epoch}-{seq}"
 
-    def append(
-        self,
-        topics: tuple[str, ...],
-        data: str,
-        *,
-        event: str | None = None,
-        id: str | None = None,
-        retry: int | None = None,
-        max_size: int | None = None,
-    ) -> Record:
-        """Encode and store one event; return its record.
+    def publish(self, topics: tuple[str, ...], parts: EventParts, *, id: str | None) -> Record:
+        """Give the event the next id (or check the publisher's), keep it, deliver it.
 
         Raises:
-            PayloadTooLarge: the encoded event is over ``max_size`` (nothing is stored).
-            InvalidEvent: a field cannot be encoded, or ``id`` is already in the history
-                or has the reserved ``EPOCH-SEQ`` shape.
+            InvalidEvent: ``id`` is already in the history or has the reserved
+                ``EPOCH-SEQ`` shape (nothing is stored).
         """
         seq = self.last_seq + 1
         if id is not None:
@@ -116,11 +69,8 @@ class MemoryBackend:
             if id in self._by_user_id:
                 raise InvalidEvent(f"id {id!r} is already in the history")
         wire_id = self.make_id(seq) if id is None else id
-        frame = encode_event(data, event=event, id=wire_id, retry=retry)
-        if max_size is not None and len(frame) > max_size:
-            raise PayloadTooLarge(f"event over the {max_size}-byte limit")
         self.last_seq = seq
-        record = Record(seq, wire_id, topics, frame)
+        record = Record(seq, wire_id, topics, parts.frame(wire_id))
         if id is not None:
             self._by_user_id[id] = record
         for topic in topics:
@@ -130,6 +80,7 @@ class MemoryBackend:
             kept.append(record)
             if len(kept) > self.history:
                 self._forget(topic, kept.popleft())
+        self.deliver(record)
         return record
 
     def _forget(self, topic: str, record: Record) -> None:
@@ -143,8 +94,11 @@ class MemoryBackend:
         """Events kept, counted once per topic that keeps them."""
         return sum(len(kept) for kept in self._history.values())
 
-    def replay(self, topics: Sequence[str], last_event_id: str | None) -> Replay:
-        """What a client that last saw ``last_event_id`` missed on ``topics``.
+    def replay(
+        self, topics: Sequence[str], last_event_id: str | None, *, upto: int | None = None
+    ) -> Replay:
+        """What a client that last saw ``last_event_id`` missed on ``topics``, up to
+        sequence number ``upto`` (by default, the last).
 
         No id: nothing. A known id: every kept event after it, in order, each once even
         when it was published to several of the topics; preceded by a lost notice when
@@ -152,14 +106,16 @@ class MemoryBackend:
         notice, then all kept events. An id we cannot place: a lost notice only.
         """
         if last_event_id is None:
-            return Replay(None, iter(()))
+            return Replay(None, nothing())
         after, reason = self._position(last_event_id)
         evicted = max((self._evicted.get(t, 0) for t in topics), default=0)
         if reason is None and evicted > after:
             reason = "expired"
         if reason == "unknown":
-            return Replay(self._lost(reason, last_event_id, self.last_seq), iter(()))
+            return Replay(self._lost(reason, last_event_id, self.last_seq), nothing())
         records = self._records_after(topics, after)
+        if upto is not None and upto < self.last_seq:
+            records = itertools.takewhile(lambda record: record.seq <= upto, records)
         if reason is None:
             return Replay(None, records)
         return Replay(self._lost(reason, last_event_id, max(after, evicted)), records)
@@ -188,17 +144,13 @@ class MemoryBackend:
                 records = list(history)
                 kept.append(records[bisect_right(records, after, key=_SEQ) :])
         if not kept:
-            return iter(())
+            return nothing()
         if len(kept) == 1:
             return iter(kept[0])
         return _once_each(heapq.merge(*kept, key=_SEQ))
 
     def _lost(self, reason: str, last_event_id: str, resume_seq: int) -> bytes:
-        resume_id = self.make_id(resume_seq)
-        payload = json.dumps(
-            {"reason": reason, "last_event_id": last_event_id, "resume_id": resume_id}
-        )
-        return encode_event(payload, event=LOST_EVENT, id=resume_id)
+        return lost_notice(reason, last_event_id, self.make_id(resume_seq))
 
 
 _SEQ = attrgetter("seq")

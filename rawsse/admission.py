@@ -1,0 +1,157 @@
+"""Who gets in: the decisions on a new connection, a stream and a publish, from the
+configured limits and credentials.
+
+Each decision is one call that either lets the request through (returning what the
+caller must remember to release) or raises: :class:`Refused` over a limit, ``AuthError``
+without the right credentials. The HTTP layer turns those into answers at its one
+exception boundary (:func:`rawsse.routes.error_reply`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rawsse.auth import Authorizer, Grants
+from rawsse.errors import RequestError
+from rawsse.http import Query, bearer_token, cookie_value
+from rawsse.limits import Limits, client_key, stream_retry_ms
+from rawsse.proxy import ProxyResolver
+
+if TYPE_CHECKING:
+    from rawsse.config import Config
+    from rawsse.exchange import Request
+
+__all__ = ["AUTH_COOKIE", "Admission", "Refused"]
+
+#: The cookie an ``EventSource`` (which cannot set headers) carries its token in.
+AUTH_COOKIE = b"rawsse_authorization"
+
+
+class Refused(RequestError):
+    """Over a limit: the client should come back later.
+
+    Attributes:
+        wait: seconds until the limit allows it again, when a rate limit says so.
+        retry_ms: the ``retry:`` hint for a refused event stream.
+    """
+
+    def __init__(self, reason: str, wait: float | None, retry_ms: int, *, close: bool) -> None:
+        super().__init__(reason, 429, close=close)
+        self.wait = wait
+        self.retry_ms = retry_ms
+
+
+class Admission:
+    """The server's limits, proxies and credentials, applied to one request at a time."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.auth = Authorizer(config)
+        self.limits = Limits(config)
+        self.proxies = ProxyResolver(config.trusted_proxies)
+
+    def _refused(self, reason: str, wait: float | None, *, close: bool = True) -> Refused:
+        return Refused(reason, wait, stream_retry_ms(wait, self.limits.limit_retry), close=close)
+
+    # -- connections --------------------------------------------------------------------
+
+    def connection(self, peer_ip: str, now: float) -> tuple[bool, str | None, float | None] | None:
+        """Admit a new connection from ``peer_ip``.
+
+        Returns:
+            ``None`` to close it at once (its address holds too many sockets), else
+            whether the peer is a trusted proxy, the key its socket is counted under
+            (release it with :meth:`release_connection`), and, over the connection
+            rate, how long it should wait (its first request is then refused).
+        """
+        trusted = self.proxies.is_trusted(peer_ip)
+        if not peer_ip or trusted:
+            return trusted, None, None
+        key = client_key(peer_ip)
+        if not self.limits.connections.acquire(key):
+            return None
+        wait = self.limits.connection_rate.take(key, now)
+        return False, key, wait or None
+
+    def release_connection(self, key: str) -> None:
+        self.limits.connections.release(key)
+
+    def throttled(self, wait: float) -> Refused:
+        """The refusal of a connection's first request, over the connection rate."""
+        return self._refused("too many new connections", wait)
+
+    def client(self, peer_ip: str, trusted: bool, request: Request) -> str:
+        """The client's address: the peer's, or what a trusted proxy reports."""
+        return self.proxies.client(peer_ip, request.headers) if trusted else peer_ip
+
+    # -- streams ------------------------------------------------------------------------
+
+    def stream(
+        self,
+        request: Request,
+        query: Query,
+        topics: Sequence[str],
+        *,
+        client: str,
+        trusted: bool,
+        now: float,
+        open_streams: int,
+    ) -> tuple[Grants | None, str]:
+        """Admit an event stream on ``topics``.
+
+        Returns:
+            Its grants (``None`` without subscribe authorization) and the key its stream
+            is counted under (release it with :meth:`release_stream`).
+
+        Raises:
+            AuthError: no valid token, or one that does not cover a topic.
+            Refused: over the connection rate (behind a proxy) or a stream cap.
+        """
+        grants = self.auth.subscriber(self._subscriber_token(request, query), topics)
+        key = client_key(client)
+        if trusted:
+            # Behind a proxy the client's own connections are not seen: each stream
+            # request stands for one.
+            wait = self.limits.connection_rate.take(key, now)
+            if wait:
+                raise self._refused("too many new connections", wait)
+        if not self.limits.open_stream(key, open_streams):
+            raise self._refused("too many streams", None)
+        return grants, key
+
+    def stream_grants(self, request: Request, query: Query, topics: Sequence[str]) -> None:
+        """Check a stream's credentials only (for ``HEAD``, which opens no stream)."""
+        self.auth.subscriber(self._subscriber_token(request, query), topics)
+
+    def release_stream(self, key: str) -> None:
+        self.limits.streams.release(key)
+
+    def _subscriber_token(self, request: Request, query: Query) -> str | None:
+        """A subscriber's token: the ``Authorization`` header, else the cookie, else
+        (only with ``allow_query_token``) the ``authorization`` query parameter."""
+        headers = request.headers
+        token = bearer_token(headers) or cookie_value(headers, AUTH_COOKIE)
+        if token is None and self.config.allow_query_token:
+            values = query.get("authorization")
+            token = values[0] if values else None
+            if token is not None and token.lower().startswith("bearer "):
+                token = token[7:].strip()
+        return token or None
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def publish(self, request: Request, now: float) -> Grants:
+        """Admit a publish: the publisher's grants (topics are checked once the body is
+        read, by :meth:`Grants.check_publish`).
+
+        Raises:
+            RequestError: 403 when publishing over HTTP is off.
+            AuthError: no or a wrong credential.
+            Refused: over the credential's publish rate (429; the connection stays).
+        """
+        grants = self.auth.publisher(bearer_token(request.headers))
+        wait = self.limits.publish_rate.take(grants.subject, now)
+        if wait:
+            raise self._refused("too many publishes", wait, close=False)
+        return grants

@@ -1,0 +1,137 @@
+"""What every backend does, and what the hub may ask of it.
+
+A backend gives each event its sequence number and wire id (so it orders events), keeps
+the bounded history that replay reads, answers "what did a client with this
+Last-Event-ID miss?", starts and closes with the server, and says whether it is healthy.
+It hands every event it orders to the hub, once, through the ``deliver`` callback it is
+attached to: the memory backend at once, a remote one when the event comes back from
+the shared store (so a process does not also deliver what it published itself).
+
+The hub encodes an event once, without its id (:class:`rawsse.events.EventParts`); the
+backend adds the id and stores the record. ``publish`` and ``replay`` may return an
+awaitable, so that a backend that needs a round trip fits; the memory backend returns
+plain values, and the hub keeps its synchronous fast path for them.
+
+Backends know nothing about HTTP or subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from rawsse.events import RESERVED_EVENT_PREFIX, EventParts, encode_event
+
+__all__ = ["LOST_EVENT", "Backend", "Record", "Replay", "lost_notice", "nothing"]
+
+#: Name of the event that tells a client its reconnection skipped events we no longer
+#: have (or cannot place). Its data is a JSON object: ``reason`` (``expired``: older than
+#: the history; ``epoch``: the id is from before a restart; ``unknown``: not an id we
+#: know), ``last_event_id`` (what the client sent) and ``resume_id`` (the id the client
+#: is positioned at from now on, also the event's own ``id`` field).
+LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
+
+
+class Record:
+    """One ordered event: its place in the order, wire id, topics and final bytes."""
+
+    __slots__ = ("seq", "id", "topics", "frame")
+
+    def __init__(self, seq: int, id: str, topics: tuple[str, ...], frame: bytes) -> None:
+        self.seq = seq
+        self.id = id
+        self.topics = topics
+        self.frame = frame
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a reconnecting client is sent before the live stream: a lost notice (or
+    ``None``) then ``records`` in order.
+
+    ``records`` is an iterator, read as the client drains what it is sent: merging a
+    long history of many topics costs tens of milliseconds, which are spread over the
+    replay's pages instead of being spent at once.
+    """
+
+    lost: bytes | None
+    records: Iterator[Record]
+
+
+def nothing() -> Iterator[Record]:
+    """The records of a replay with nothing to send."""
+    return iter(())
+
+
+def lost_notice(reason: str, last_event_id: str, resume_id: str) -> bytes:
+    """The ``rawsse-lost`` event (see :data:`LOST_EVENT`)."""
+    payload = json.dumps({"reason": reason, "last_event_id": last_event_id, "resume_id": resume_id})
+    return encode_event(payload, event=LOST_EVENT, id=resume_id)
+
+
+def _not_attached(record: Record) -> None:
+    raise RuntimeError("backend not attached to a hub")
+
+
+class Backend(ABC):
+    """The interface between the hub and where events are ordered and kept.
+
+    Attributes:
+        epoch: eight hex digits that change when the history is lost, so that ids from
+            before are recognised (``rawsse-lost`` with ``epoch``).
+    """
+
+    epoch: str
+
+    #: Whether ``publish`` and ``replay`` return plain values (never awaitables), so
+    #: that :meth:`Hub.publish` can be called without awaiting.
+    synchronous = True
+
+    def __init__(self) -> None:
+        self.deliver: Callable[[Record], None] = _not_attached
+
+    def attach(self, deliver: Callable[[Record], None]) -> None:
+        """Hand every ordered event to ``deliver`` (the hub's ``dispatch``) from now on."""
+        self.deliver = deliver
+
+    @property
+    def healthy(self) -> bool:
+        """Whether events can be published and delivered now (``/readyz``,
+        ``rawsse_backend_up``)."""
+        return True
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect and begin delivering; called when the server starts."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop delivering and let go of connections; called when the server stops."""
+
+    @abstractmethod
+    def publish(
+        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None
+    ) -> Record | Awaitable[Record]:
+        """Order, store and deliver one event; return its record.
+
+        Args:
+            topics: valid topic names.
+            parts: the event encoded but for its id.
+            id: the publisher's id (already checked as a field), or ``None`` for one
+                the backend assigns.
+
+        Raises:
+            InvalidEvent: ``id`` is reserved or already in the history.
+        """
+
+    @abstractmethod
+    def replay(
+        self, topics: Sequence[str], last_event_id: str | None, *, upto: int
+    ) -> Replay | Awaitable[Replay]:
+        """What a client that last saw ``last_event_id`` missed on ``topics``, up to
+        and including sequence number ``upto`` (what the hub had delivered when the
+        client joined; later events reach it live)."""
+
+    @abstractmethod
+    def history_size(self) -> int:
+        """Events kept, counted once per topic that keeps them."""

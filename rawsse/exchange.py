@@ -1,0 +1,249 @@
+"""One connection's HTTP/1.1 request cycles, sans I/O: bytes in, requests out, answers
+and the event-stream head out as bytes.
+
+h11 owns the handshake: it parses every request, enforces HTTP/1.1's framing rules and
+writes every response head, including that of an event stream, so that keep-alive,
+pipelining, HEAD, ``Expect: 100-continue``, HTTP/1.0 and malformed input follow RFC 9112.
+On top of h11 this module refuses what h11 lets through but a server facing the internet
+should not: unsupported versions, heads over the size limit (also when they arrive in
+one read), both Content-Length and Transfer-Encoding, Transfer-Encoding in HTTP/1.0,
+bodies over the limit. Errors from h11 are caught here and nowhere else, and come out as
+:class:`~rawsse.errors.RequestError` with the status to answer and ``close`` set.
+
+Nothing here imports asyncio or touches a socket: tests drive it with bytes alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import h11
+
+from rawsse.errors import RequestError
+from rawsse.http import header_value
+
+__all__ = ["CLIENT_CLOSED", "Ending", "Exchange", "Request"]
+
+Headers = Sequence[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A complete request: its head as h11 gave it, and its body."""
+
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: bytes
+    body: bytes = b""
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first header called ``name`` (lower-case)."""
+        return header_value(self.headers, name)
+
+
+class _ClientClosed:
+    """What :meth:`Exchange.next_request` returns once the client has closed."""
+
+    __slots__ = ()
+
+
+CLIENT_CLOSED = _ClientClosed()
+
+
+class Ending(enum.Enum):
+    """What the connection does once an answer is written."""
+
+    KEEP_ALIVE = "keep-alive"  #: ready for the next request
+    CLOSE = "close"  #: close our side
+    LINGER = "linger"  #: close our side but read (and discard) what the client still sends
+
+
+class Exchange:
+    """The h11 side of one connection, until it answers or becomes an event stream.
+
+    Args:
+        max_header_size: the largest request head (431 over it).
+        max_body_size: the largest request body (413 over it, checked on the declared
+            length before reading and while reading).
+    """
+
+    __slots__ = ("_h11", "_head", "_body", "_body_size", "_max_header", "_max_body", "_output")
+
+    def __init__(self, *, max_header_size: int, max_body_size: int) -> None:
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._head: h11.Request | None = None
+        self._body: list[bytes] | None = None
+        self._body_size = 0
+        self._max_header = max_header_size
+        self._max_body = max_body_size
+        self._output = b""
+
+    def receive(self, data: bytes) -> None:
+        """Feed bytes from the client (``b""`` for end of input)."""
+        self._h11.receive_data(data)
+
+    @property
+    def idle(self) -> bool:
+        """Between requests, with nothing of the next one received yet."""
+        return self._h11.their_state is h11.IDLE and not self._h11.trailing_data[0]
+
+    @property
+    def between_requests(self) -> bool:
+        """The next thing to parse is a new request (pipelined ones take turns here)."""
+        return self._h11.their_state is h11.IDLE
+
+    @property
+    def http_version(self) -> str:
+        """The client's HTTP version, for logs."""
+        version = self._h11.their_http_version
+        return version.decode() if version else "1.1"
+
+    @property
+    def pending(self) -> Request | None:
+        """The request being received or answered (its head), if any: for the logs of
+        an answer given before it was complete."""
+        head = self._head
+        if head is None:
+            return None
+        return Request(head.method, head.target, head.headers, head.http_version)
+
+    def take_output(self) -> bytes:
+        """Bytes to send that no answer carries (``100 Continue``)."""
+        output, self._output = self._output, b""
+        return output
+
+    def next_request(self) -> Request | _ClientClosed | None:
+        """The next complete request, :data:`CLIENT_CLOSED`, or ``None`` for more data.
+
+        Raises:
+            RequestError: a malformed or refused request; answer it and close.
+        """
+        conn = self._h11
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                # h11's reasons quote the offending bytes; the reason alone is enough.
+                reason = str(exc).split(": bytearray(")[0]
+                raise _fatal(exc.error_status_hint, reason) from None
+            if event is h11.NEED_DATA:
+                return None
+            if event is h11.PAUSED:
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+                    continue
+                return None
+            if isinstance(event, h11.Request):
+                self._on_head(event)
+            elif isinstance(event, h11.Data):
+                self._on_body(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                head = self._head  # kept until answered: a HEAD's answer has no body
+                body = b"".join(self._body) if self._body else b""
+                self._body = None
+                assert head is not None
+                return Request(head.method, head.target, head.headers, head.http_version, body)
+            elif isinstance(event, h11.ConnectionClosed):
+                return CLIENT_CLOSED
+
+    def _on_head(self, head: h11.Request) -> None:
+        self._head = head
+        self._body = None
+        self._body_size = 0
+        if head.http_version not in (b"1.0", b"1.1"):
+            raise _fatal(505, "only HTTP/1.0 and HTTP/1.1 are supported")
+        # h11 bounds only a head that is still incomplete; one that arrived whole in a
+        # single read is measured here, so the limit holds however the bytes arrive.
+        head_size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers)
+        if head_size > self._max_header:
+            raise _fatal(431, "request header fields too large")
+        names = {name for name, _value in head.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            # The shape of request smuggling: refused, and the connection closed (RFC
+            # 9112 6.1). h11 already refuses differing Content-Lengths, and repeated or
+            # unknown transfer codings (501).
+            raise _fatal(400, "both Content-Length and Transfer-Encoding")
+        if head.http_version == b"1.0" and b"transfer-encoding" in names:
+            # HTTP/1.0 has no chunked framing: RFC 9112 6.1 calls this faulty framing.
+            raise _fatal(400, "Transfer-Encoding in an HTTP/1.0 request")
+        length = header_value(head.headers, b"content-length")
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            raise _fatal(413, "payload too large")
+        if self._h11.they_are_waiting_for_100_continue:
+            output = self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
+            self._output += output or b""
+
+    def _on_body(self, data: bytes) -> None:
+        self._body_size += len(data)
+        if self._body_size > self._max_body:
+            raise _fatal(413, "payload too large")
+        if self._body is None:
+            self._body = [data]
+        else:
+            self._body.append(data)
+
+    def answer(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, close: bool
+    ) -> tuple[bytes, Ending]:
+        """A complete response as bytes, and what to do after writing it.
+
+        ``headers`` is the whole list but ``Connection``; the body is left out for HEAD.
+        The connection closes when asked, after a request h11 could not read, and when
+        HTTP/1.x requires it; it lingers when the client may still be sending.
+        """
+        conn = self._h11
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return b"", Ending.CLOSE
+        head = self._head
+        close = close or conn.their_state is h11.ERROR
+        if close:
+            headers = [*headers, (b"connection", b"close")]
+        parts = [
+            conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
+        ]
+        if body and (head is None or head.method != b"HEAD"):
+            parts.append(conn.send(h11.Data(data=body)))
+        parts.append(conn.send(h11.EndOfMessage()))
+        self._head = None
+        self._body = None
+        data = b"".join(p for p in parts if p)
+        if close or _must_close(conn):
+            still_sending = conn.their_state is not h11.DONE and conn.their_state is not h11.CLOSED
+            return data, Ending.LINGER if still_sending else Ending.CLOSE
+        if conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        return data, Ending.KEEP_ALIVE
+
+    def stream_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
+        """The head of a 200 event stream, and whether its body is chunked (HTTP/1.1)
+        rather than close-delimited (HTTP/1.0, as nginx proxies by default).
+
+        The exchange is over then: the body takes a fast path around h11 (see
+        :mod:`rawsse.stream`).
+        """
+        conn = self._h11
+        chunked = conn.their_http_version != b"1.0"
+        head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+        assert head is not None
+        return head, chunked
+
+
+def _fatal(status: int, reason: str) -> RequestError:
+    status = status if 400 <= status < 600 else 400
+    return RequestError(reason, status, close=True)
+
+
+def _must_close(conn: h11.Connection) -> bool:
+    # A function of its own: after send(), mypy still believes the state it narrowed.
+    return conn.our_state is h11.MUST_CLOSE
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""

@@ -1,0 +1,273 @@
+"""What each path answers: one route table, one :class:`Reply` type, and one place
+where a refused request becomes an answer (:func:`error_reply`).
+
+A handler returns a :class:`Reply`, an awaitable of one (a publish to a backend that
+must await), or, for ``GET /events``, a :class:`StreamStart` that the connection turns
+into an event stream. Handlers raise :class:`~rawsse.errors.RequestError` (and its
+kinds: ``AuthError``, :class:`~rawsse.admission.Refused`) for every refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rawsse.admission import Refused
+from rawsse.auth import AuthError, Grants, key_matches
+from rawsse.errors import InvalidEvent, RequestError
+from rawsse.events import encode_comment, encode_retry
+from rawsse.http import SSE_HEADERS, Query, bearer_token, parse_publish, parse_target, parse_topics
+from rawsse.limits import retry_after_seconds
+
+if TYPE_CHECKING:
+    from rawsse.cors import CorsPolicy
+    from rawsse.exchange import Request
+    from rawsse.protocol import ServerState
+
+__all__ = [
+    "METRICS_ROUTES",
+    "PUBLIC_ROUTES",
+    "ROUTES",
+    "Reply",
+    "Router",
+    "StreamStart",
+    "error_reply",
+    "path_label",
+]
+
+TEXT = b"text/plain; charset=utf-8"
+EVENT_STREAM = b"text/event-stream; charset=utf-8"
+_METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+_HTML = b"text/html; charset=utf-8"
+
+#: Methods each path answers; anything else on a known path is 405 with ``Allow``.
+ROUTES: dict[str, tuple[bytes, ...]] = {
+    "/events": (b"GET", b"HEAD"),
+    "/publish": (b"POST",),
+    "/healthz": (b"GET", b"HEAD"),
+    "/readyz": (b"GET", b"HEAD"),
+    "/metrics": (b"GET", b"HEAD"),
+    "/": (b"GET", b"HEAD"),
+}
+
+#: What a separate metrics listener (``metrics_port``) answers: scrapes and probes only.
+METRICS_ROUTES = {path: ROUTES[path] for path in ("/metrics", "/healthz", "/readyz")}
+
+#: The main listener's routes when metrics have a listener of their own.
+PUBLIC_ROUTES = {path: methods for path, methods in ROUTES.items() if path != "/metrics"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete answer. ``content_type=None`` leaves the framing to h11 (the head of
+    a ``HEAD /events``); a 204 carries neither type nor length (RFC 9110 8.6)."""
+
+    status: int
+    body: bytes = b""
+    content_type: bytes | None = TEXT
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    close: bool = False
+
+    def head(self, cors: CorsPolicy | None, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Every header but ``Connection``: its own, CORS's (``cors`` is ``None`` for an
+        answer to no request), type and length."""
+        headers = list(self.headers)
+        if cors is not None and cors.enabled:
+            headers += cors.headers(origin)
+        if self.content_type is not None and self.status != 204:
+            headers.append((b"content-type", self.content_type))
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        return headers
+
+
+def text(status: int, reason: str, *headers: tuple[bytes, bytes], close: bool = False) -> Reply:
+    """A short plain-text answer: the reason on a line."""
+    return Reply(status, (reason + "\n").encode("utf-8", "replace"), TEXT, headers, close)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """An admitted ``GET /events``: what the connection needs to start the stream."""
+
+    topics: tuple[str, ...]
+    grants: Grants | None
+    last_event_id: str | None
+    stream_key: str
+
+
+Outcome = Reply | Awaitable[Reply] | StreamStart
+
+
+def error_reply(exc: RequestError, *, stream: bool = False) -> Reply:
+    """The answer to a refused request: the one place an exception becomes a reply.
+
+    A browser's ``EventSource`` gives up for good on any answer but 200, so a stream
+    request over a limit gets a 200 event stream holding only a comment and a ``retry:``
+    hint, and is closed: the browser reconnects after that delay. Other requests over a
+    limit get 429 with ``Retry-After``; refused credentials get RFC 6750's challenge.
+    """
+    if isinstance(exc, Refused):
+        if stream:
+            body = encode_comment(exc.reason) + encode_retry(exc.retry_ms)
+            return Reply(200, body, EVENT_STREAM, ((b"cache-control", b"no-cache"),), True)
+        retry_after = str(retry_after_seconds(exc.wait or 1.0)).encode()
+        return text(429, exc.reason, (b"retry-after", retry_after), close=exc.close)
+    if isinstance(exc, AuthError) and exc.status in (401, 403):
+        return text(exc.status, exc.reason, (b"www-authenticate", exc.challenge), close=exc.close)
+    return text(exc.status, exc.reason, close=exc.close)
+
+
+def path_label(request: Request | None) -> str:
+    """The request's path as a metrics label: a route, or ``other``."""
+    if request is None:
+        return "other"
+    path = request.target.partition(b"?")[0].decode("latin-1")
+    return path if path in ROUTES else "other"
+
+
+class Router:
+    """The routes of one listener, answered from the server's shared state."""
+
+    def __init__(self, server: ServerState, routes: dict[str, tuple[bytes, ...]]) -> None:
+        self._server = server
+        self._routes = routes
+        self._handlers: dict[str, Callable[[Request, Query, float], Reply | Awaitable[Reply]]] = {
+            "/publish": self._publish,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+            "/": self._demo,
+        }
+
+    def is_stream(self, request: Request) -> bool:
+        """Whether ``request`` asks for an event stream (so a refusal must be one)."""
+        return (
+            request.method in (b"GET", b"HEAD")
+            and request.target.partition(b"?")[0] == b"/events"
+            and "/events" in self._routes
+        )
+
+    def route(self, request: Request, *, client: str, trusted: bool, now: float) -> Outcome:
+        """Answer ``request`` (or admit its stream).
+
+        Raises:
+            RequestError: every refusal; answer it with :func:`error_reply`.
+        """
+        path, query = parse_target(request.target)
+        allowed = self._routes.get(path)
+        if allowed is None or (path == "/" and self._server.demo_page is None):
+            raise RequestError("not found", 404)
+        if request.method == b"OPTIONS":
+            return self._options(request, allowed)
+        if request.method not in allowed:
+            return text(405, "method not allowed", (b"allow", b", ".join(allowed)))
+        if path == "/events":
+            return self._events(request, query, client=client, trusted=trusted, now=now)
+        return self._handlers[path](request, query, now)
+
+    def _healthz(self, request: Request, query: Query, now: float) -> Reply:
+        return text(503, "draining") if self._server.draining else text(200, "ok")
+
+    def _readyz(self, request: Request, query: Query, now: float) -> Reply:
+        # Ready means: worth sending new subscribers to. Not while draining, nor while
+        # the backend cannot deliver.
+        if self._server.draining:
+            return text(503, "draining")
+        if not self._server.hub.backend.healthy:
+            return text(503, "backend unavailable")
+        return text(200, "ready")
+
+    def _metrics(self, request: Request, query: Query, now: float) -> Reply:
+        server = self._server
+        key = server.config.metrics_key
+        if key is not None and not key_matches(bearer_token(request.headers), key):
+            return text(401, "missing or wrong metrics key", (b"www-authenticate", b"Bearer"))
+        return Reply(200, server.hub.exposition(draining=server.draining), _METRICS_TYPE)
+
+    def _demo(self, request: Request, query: Query, now: float) -> Reply:
+        assert self._server.demo_page is not None
+        return Reply(200, self._server.demo_page, _HTML)
+
+    def _options(self, request: Request, allowed: tuple[bytes, ...]) -> Reply:
+        """A CORS preflight (204 for an allowed origin, 403 otherwise), or a plain
+        ``OPTIONS`` (204 with ``Allow``)."""
+        if request.header(b"access-control-request-method") is None:
+            return Reply(204, headers=((b"allow", b", ".join((*allowed, b"OPTIONS"))),))
+        origin = request.header(b"origin")
+        cors = self._server.cors
+        if not cors.allows(origin):
+            raise RequestError("origin not allowed", 403)
+        return Reply(204, headers=tuple(cors.preflight(origin, allowed)))
+
+    def _publish(self, request: Request, query: Query, now: float) -> Reply | Awaitable[Reply]:
+        server = self._server
+        config = server.config
+        if server.draining:
+            raise RequestError("shutting down", 503)
+        grants = server.admission.publish(request, now)
+        publish = parse_publish(
+            request.header(b"content-type"), request.body, query, max_topics=config.max_topics
+        )
+        grants.check_publish(publish.topics)
+        try:
+            result = server.hub.start_publish(
+                publish.topics,
+                publish.data,
+                event=publish.event,
+                id=publish.id,
+                retry=publish.retry,
+            )
+        except InvalidEvent as exc:
+            raise RequestError(str(exc)) from None
+        if isinstance(result, str):
+            return _published(result)
+        return _published_later(result)
+
+    def _events(
+        self, request: Request, query: Query, *, client: str, trusted: bool, now: float
+    ) -> Reply | StreamStart:
+        server = self._server
+        metrics = server.hub.metrics
+        try:
+            topics = parse_topics(query.get("topic", []), server.config.max_topics)
+        except RequestError:
+            metrics.rejected["bad_request"] += 1
+            raise
+        if server.draining:
+            metrics.rejected["draining"] += 1
+            raise RequestError("shutting down", 503, close=True)
+        try:
+            if request.method == b"HEAD":
+                server.admission.stream_grants(request, query, topics)
+                return Reply(200, content_type=None, headers=tuple(SSE_HEADERS))
+            grants, key = server.admission.stream(
+                request,
+                query,
+                topics,
+                client=client,
+                trusted=trusted,
+                now=now,
+                open_streams=server.hub.subscriber_count,
+            )
+        except AuthError:
+            metrics.rejected["auth"] += 1
+            raise
+        raw_id = request.header(b"last-event-id")
+        if raw_id is not None:
+            last_event_id: str | None = raw_id.decode("utf-8", "replace")
+        else:
+            values = query.get("lastEventID")
+            last_event_id = values[0] if values else None
+        return StreamStart(topics, grants, last_event_id, key)
+
+
+def _published(event_id: str) -> Reply:
+    return Reply(200, (event_id + "\n").encode("utf-8"))
+
+
+async def _published_later(pending: Awaitable[str]) -> Reply:
+    try:
+        return _published(await pending)
+    except InvalidEvent as exc:
+        raise RequestError(str(exc)) from None

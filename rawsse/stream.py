@@ -1,0 +1,144 @@
+"""An event stream's session: the hand-over from the HTTP exchange, the token-expiry
+notice, and the end.
+
+The event-stream body deliberately takes a fast path around h11. Once h11 has written
+the head (:meth:`rawsse.exchange.Exchange.stream_head`) the exchange is dropped, and the
+hub writes pre-encoded bytes (the same object to every subscriber: plain for HTTP/1.0's
+close-delimited body, one chunk for HTTP/1.1's chunked body) straight to the transport.
+Letting h11 frame each event would mean one ``Data`` event, one framing and one copy per
+subscriber per event. What h11 would have guaranteed we keep ourselves: a chunk is never
+empty (an empty chunk ends the body) and the stream ends with the terminating chunk. Do
+not "fix" this by sending events through h11.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from rawsse.backends.base import Replay
+from rawsse.events import RESERVED_EVENT_PREFIX, encode_event, encode_retry
+from rawsse.subscriber import Subscriber
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rawsse.hub import Hub
+    from rawsse.routes import StreamStart
+
+__all__ = [
+    "AUTH_EXPIRING_EVENT",
+    "close_stream",
+    "expiry_notice",
+    "finish_for_shutdown",
+    "on_expiry",
+    "open_stream",
+]
+
+logger = logging.getLogger("rawsse.server")
+access_logger = logging.getLogger("rawsse.access")
+
+#: The event a stream carries ``token_expiry_notice`` seconds before its token expires.
+AUTH_EXPIRING_EVENT = RESERVED_EVENT_PREFIX + "auth-expiring"
+
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+
+
+def open_stream(
+    hub: Hub,
+    transport: asyncio.Transport,
+    start: StreamStart,
+    *,
+    head: bytes,
+    chunked: bool,
+    retry: int | None,
+    peer: str,
+    now: float,
+    spawn: Spawn,
+) -> Subscriber:
+    """Subscribe a stream and write its head, then (at once, or once a remote backend
+    has answered) its ``retry:``, its lost notice and what it missed; live events wait
+    behind that."""
+    subscriber = Subscriber(
+        transport,
+        start.topics,
+        chunked=chunked,
+        max_buffer=hub.max_buffer,
+        peer=peer,
+        started_at=now,
+    )
+    replay = hub.subscribe(subscriber, start.last_event_id)
+    subscriber.begin(head)  # in the same step: live events are held from here on
+    first = b"" if retry is None else encode_retry(retry)
+    if isinstance(replay, Replay):
+        _replay(subscriber, first, replay)
+    else:
+        spawn(_replay_when_read(subscriber, first, replay))
+    return subscriber
+
+
+def _replay(subscriber: Subscriber, first: bytes, replay: Replay) -> None:
+    if replay.lost is not None:
+        first += replay.lost
+    subscriber.replay(first, replay.records)
+
+
+async def _replay_when_read(
+    subscriber: Subscriber, first: bytes, pending: Awaitable[Replay]
+) -> None:
+    try:
+        replay = await pending
+    except Exception:
+        logger.exception("replay for %s failed; dropping the stream", subscriber.peer)
+        subscriber.drop("error")
+        return
+    _replay(subscriber, first, replay)
+
+
+def on_expiry(subscriber: Subscriber, expires_at: float, now: float) -> tuple[float, float | None]:
+    """The stream's token-expiry timer fired. First (``expires_at`` positive) the
+    notice goes out; then, at expiry, the stream ends.
+
+    Returns:
+        The new ``expires_at`` (negated once the notice went out), and the seconds to
+        the next firing, or ``None`` once the stream has ended.
+    """
+    if expires_at > 0:
+        subscriber.send_own(expiry_notice(expires_at - now))
+        if expires_at > now:
+            return -expires_at, expires_at - now
+    subscriber.finish(b"", "auth_expired")
+    return -abs(expires_at), None
+
+
+def close_stream(hub: Hub, subscriber: Subscriber, timed_out: bool, who: str, now: float) -> None:
+    """The stream's connection is gone: leave the hub, count and log why."""
+    hub.unsubscribe(subscriber)
+    subscriber.end("dead_peer" if timed_out else "client_closed")
+    reason = subscriber.close_reason or "client_closed"
+    hub.count_disconnect(reason)
+    access_logger.info(
+        "%s stream closed topics=%s reason=%s duration=%.1fs bytes=%d",
+        who,
+        ",".join(subscriber.topics),
+        reason,
+        now - subscriber.started_at,
+        subscriber.sent,
+    )
+
+
+def expiry_notice(expires_in: float) -> bytes:
+    """The ``rawsse-auth-expiring`` event, ``expires_in`` seconds before expiry. It has
+    no id, so that the client's ``Last-Event-ID`` stays where it is."""
+    notice = {"reason": "token_expiring", "expires_in_ms": max(0, round(expires_in * 1000))}
+    return encode_event(json.dumps(notice), event=AUTH_EXPIRING_EVENT)
+
+
+def finish_for_shutdown(subscriber: Subscriber, window_ms: int) -> None:
+    """End the stream for shutdown: tell the client when to come back (a random delay
+    within ``window_ms``, so clients do not all return at once) and close."""
+    hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
+    subscriber.finish(hint, "shutdown")
