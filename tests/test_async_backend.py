@@ -17,7 +17,7 @@ from rawsse.events import EventParts
 from rawsse.hub import Hub
 from tests.client import RawConnection
 from tests.conftest import TEST_KEY, make_config, running_server
-from tests.test_stream import events_after
+from tests.test_stream import read_with_reconnects
 
 #: Loop iterations each call waits before it is answered.
 ROUND_TRIP = 3
@@ -74,13 +74,7 @@ async def test_the_seam_holds_when_replay_awaits() -> None:
                 await hub.publish_async("t", str(n))
 
         producer = asyncio.create_task(produce())
-        seen: list[int] = []
-        last_id: str | None = None
-        url = f"{server.url}/events?topic=t"
-        for _ in range(4):
-            events = await events_after(url, last_id, 50)
-            seen += [int(e.data) for e in events]
-            last_id = events[-1].id
+        seen = await read_with_reconnects(f"{server.url}/events?topic=t", rounds=4)
         stop.set()
         await producer
         assert seen == list(range(seen[0], seen[0] + len(seen)))

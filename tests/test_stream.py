@@ -256,16 +256,22 @@ async def test_no_duplicate_and_no_hole_at_the_seam_while_publishing() -> None:
                     await asyncio.sleep(0)
 
         producer = asyncio.create_task(produce())
-        seen: list[int] = []
-        last_id: str | None = None
-        url = f"{server.url}/events?topic=t"
-        for _ in range(4):
-            events = await events_after(url, last_id, 50)
-            seen += [int(e.data) for e in events]
-            last_id = events[-1].id
+        seen = await read_with_reconnects(f"{server.url}/events?topic=t", rounds=4)
         stop.set()
         await producer
         assert seen == list(range(seen[0], seen[0] + len(seen)))
+
+
+async def read_with_reconnects(url: str, *, rounds: int, count: int = 50) -> list[int]:
+    """Read ``count`` events (integers as data), drop, reconnect with the last id, and
+    again: everything read, in order."""
+    seen: list[int] = []
+    last_id: str | None = None
+    for _ in range(rounds):
+        events = await events_after(url, last_id, count)
+        seen += [int(e.data) for e in events]
+        last_id = events[-1].id
+    return seen
 
 
 async def test_a_reconnect_from_before_the_history_is_told_what_was_lost() -> None:
