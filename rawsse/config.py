@@ -2,7 +2,7 @@
 
 A :class:`Config` is built once, validated when built (the message names the field and
 the offending value), and passed whole to the server, the connections and the hub.
-The CLI maps each field to a ``--flag`` and a ``RAWSSE_*`` environment variable.
+The CLI derives a ``--flag`` and a ``RAWSSE_*`` environment variable from each field.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 from rawsse.errors import ConfigError
 from rawsse.events import MAX_RETRY
@@ -121,6 +122,14 @@ DEFAULT_DEAD_PEER_TIMEOUT = 30.0
 DEFAULT_TOKEN_EXPIRY_NOTICE = 30.0
 
 
+def _setting(default: Any, help: str, **cli: Any) -> Any:
+    """A :class:`Config` field with what the CLI needs to offer it: its help, and (in
+    ``cli``) a ``flag`` other than the field's name, a ``metavar``, or ``file=True`` for
+    a value read from the file the flag names. The CLI derives every option from these
+    (``rawsse.__main__``), so a new setting is one edit here."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """Everything that can be tuned, validated on construction.
@@ -129,43 +138,126 @@ class Config:
     (milliseconds, as the SSE ``retry:`` field).
     """
 
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    history: int = DEFAULT_HISTORY
-    max_buffer: int = DEFAULT_MAX_BUFFER
-    write_high_water: int = DEFAULT_WRITE_HIGH_WATER
-    slow_timeout: float = DEFAULT_SLOW_TIMEOUT
-    heartbeat: float = DEFAULT_HEARTBEAT
-    retry: int | None = None
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
-    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
-    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
-    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
-    max_topics: int = DEFAULT_MAX_TOPICS
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
-    shutdown_retry_window: int = DEFAULT_SHUTDOWN_RETRY_WINDOW
-    publish_key: str | None = None
-    metrics_key: str | None = None
-    metrics_port: int | None = None
-    jwt_secret: str | None = None
-    jwt_public_key: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    subscribe_auth: bool = False
-    allow_query_token: bool = False
-    token_expiry_notice: float = DEFAULT_TOKEN_EXPIRY_NOTICE
-    conn_rate: float = DEFAULT_CONN_RATE
-    conn_burst: int = DEFAULT_CONN_BURST
-    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-    max_streams_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS
-    max_streams: int = DEFAULT_MAX_STREAMS
-    publish_rate: float = DEFAULT_PUBLISH_RATE
-    publish_burst: int = DEFAULT_PUBLISH_BURST
-    limit_retry: int = DEFAULT_LIMIT_RETRY
-    trusted_proxies: tuple[str, ...] = ()
-    cors_origins: tuple[str, ...] = ()
-    dead_peer_timeout: float = DEFAULT_DEAD_PEER_TIMEOUT
-    flush_delay: float = DEFAULT_FLUSH_DELAY
+    host: str = _setting(DEFAULT_HOST, "address to listen on")
+    port: int = _setting(DEFAULT_PORT, "TCP port; 0 picks a free one")
+    history: int = _setting(
+        DEFAULT_HISTORY, "events kept per topic for replay to reconnecting clients"
+    )
+    max_buffer: int = _setting(
+        DEFAULT_MAX_BUFFER, "bytes a subscriber may leave unsent before it is dropped"
+    )
+    write_high_water: int = _setting(
+        DEFAULT_WRITE_HIGH_WATER,
+        "bytes of a client's write buffer past which it counts as behind (and its requests wait)",
+    )
+    slow_timeout: float = _setting(
+        DEFAULT_SLOW_TIMEOUT,
+        "seconds a subscriber may stay behind before it is dropped (and a closing "
+        "connection may keep unsent bytes)",
+    )
+    heartbeat: float = _setting(
+        DEFAULT_HEARTBEAT, "seconds between keep-alive comments on idle streams"
+    )
+    retry: int | None = _setting(
+        None,
+        "milliseconds clients wait before reconnecting, sent on connect "
+        "(default: the browser's own, about 3 s)",
+    )
+    request_timeout: float = _setting(
+        DEFAULT_REQUEST_TIMEOUT, "seconds to receive a whole request once it has begun (408)"
+    )
+    keepalive_timeout: float = _setting(
+        DEFAULT_KEEPALIVE_TIMEOUT, "seconds an idle keep-alive connection stays open"
+    )
+    max_header_size: int = _setting(DEFAULT_MAX_HEADER_SIZE, "largest request head, in bytes (431)")
+    max_event_size: int = _setting(
+        DEFAULT_MAX_EVENT_SIZE, "largest publish body and encoded event, in bytes (413)"
+    )
+    max_topics: int = _setting(DEFAULT_MAX_TOPICS, "topics one subscription or publish may name")
+    shutdown_timeout: float = _setting(
+        DEFAULT_SHUTDOWN_TIMEOUT, "seconds from SIGTERM to exit, whatever clients do"
+    )
+    shutdown_retry_window: int = _setting(
+        DEFAULT_SHUTDOWN_RETRY_WINDOW,
+        "milliseconds within which streams ended by a shutdown are told to come back",
+    )
+    publish_key: str | None = _setting(
+        None,
+        "bearer key that POST /publish requires; generated and printed at start when unset",
+    )
+    metrics_key: str | None = _setting(
+        None, "bearer key that GET /metrics requires (default: none, /metrics is open)"
+    )
+    metrics_port: int | None = _setting(
+        None, "serve /metrics (with /healthz and /readyz) on this port instead of the main one"
+    )
+    jwt_secret: str | None = _setting(
+        None, "HS256 secret (at least 32 bytes) that publish and subscribe tokens are signed with"
+    )
+    jwt_public_key: str | None = _setting(
+        None,
+        "PEM public key (RSA: RS256, EC: ES256/384/512) that tokens are verified with",
+        metavar="FILE",
+        file=True,
+    )
+    jwt_audience: str | None = _setting(None, "accept only tokens whose aud claim is this")
+    jwt_issuer: str | None = _setting(None, "accept only tokens whose iss claim is this")
+    subscribe_auth: bool = _setting(
+        False,
+        "streams need a token whose rawsse.subscribe claim covers their topics "
+        "(Authorization header or rawsse_authorization cookie)",
+    )
+    allow_query_token: bool = _setting(
+        False,
+        "also accept the subscribe token in an ?authorization= parameter (redacted from logs)",
+    )
+    token_expiry_notice: float = _setting(
+        DEFAULT_TOKEN_EXPIRY_NOTICE,
+        "seconds before a stream's token expires that it gets a rawsse-auth-expiring event",
+    )
+    conn_rate: float = _setting(
+        DEFAULT_CONN_RATE, "new connections per second per client address; 0 is no limit"
+    )
+    conn_burst: int = _setting(
+        DEFAULT_CONN_BURST, "new connections a client address may open at once"
+    )
+    max_connections_per_address: int = _setting(
+        DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+        "open sockets per directly connected address, trusted proxies exempt",
+    )
+    max_streams_per_address: int = _setting(
+        DEFAULT_MAX_STREAMS_PER_ADDRESS, "concurrent streams per client address"
+    )
+    max_streams: int = _setting(DEFAULT_MAX_STREAMS, "concurrent streams in all")
+    publish_rate: float = _setting(DEFAULT_PUBLISH_RATE, "publishes per second per credential")
+    publish_burst: int = _setting(DEFAULT_PUBLISH_BURST, "publishes a credential may make at once")
+    limit_retry: int = _setting(
+        DEFAULT_LIMIT_RETRY,
+        "milliseconds a stream refused for a limit is told to wait, with ±50%% jitter",
+    )
+    trusted_proxies: tuple[str, ...] = _setting(
+        (),
+        "believe X-Forwarded-For / X-Real-IP from this proxy",
+        flag="trusted-proxy",
+        metavar="ADDRESS_OR_CIDR",
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        (),
+        "let pages from this origin (https://host[:port], or * without credentials) "
+        "read streams and publish",
+        flag="cors-origin",
+        metavar="ORIGIN",
+    )
+    dead_peer_timeout: float = _setting(
+        DEFAULT_DEAD_PEER_TIMEOUT,
+        "seconds unacknowledged data may wait before the kernel drops a vanished client; "
+        "0 leaves the kernel's default",
+    )
+    flush_delay: float = _setting(
+        DEFAULT_FLUSH_DELAY,
+        "seconds events that follow a flush closely wait to be batched into one write "
+        "(0: every loop iteration; 0.005 quadruples HTTP publish capacity, see perf/README.md)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -50,6 +51,13 @@ FLAGS = [
     "--cors-origin",
     "--dead-peer-timeout",
     "--flush-delay",
+    "--write-high-water",
+    "--request-timeout",
+    "--keepalive-timeout",
+    "--max-header-size",
+    "--max-topics",
+    "--shutdown-retry-window",
+    "--token-expiry-notice",
 ]
 
 
@@ -77,6 +85,36 @@ def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.Mo
     assert _env_list("TRUSTED_PROXY") == ["10.0.0.0/8", "127.0.0.1"]
     args = build_parser().parse_args(["--trusted-proxy", "::1", "--trusted-proxy", "a,b"])
     assert _split_commas(args.trusted_proxy) == ("::1", "a", "b")
+
+
+def test_every_config_field_has_a_flag_and_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI is derived from Config: each field has a --flag and a RAWSSE_* variable,
+    both reaching the Config that main() builds; and the token command is in --help."""
+    from rawsse.__main__ import config_values
+    from rawsse.config import Config
+
+    helped = build_parser().format_help()
+    assert "python -m rawsse token" in helped
+    samples = {"int": "7", "float": "2.5", "str": "x"}
+    for field in dataclasses.fields(Config):
+        flag = field.metadata.get("flag", field.name.replace("_", "-"))
+        assert f"--{flag}" in helped, flag
+        variable = "RAWSSE_" + flag.upper().replace("-", "_")
+        kind = str(field.type)
+        if kind == "bool":
+            monkeypatch.setenv(variable, "1")
+            expected: object = True
+        elif kind.startswith("tuple"):
+            monkeypatch.setenv(variable, "a, b")
+            expected = ("a", "b")
+        elif field.metadata.get("file"):
+            continue  # read from a file: test_bad_values covers the flag
+        else:
+            base = kind.split(" |")[0]
+            monkeypatch.setenv(variable, samples[base])
+            expected = {"int": 7, "float": 2.5, "str": "x"}[base]
+        assert config_values(build_parser().parse_args([]))[field.name] == expected, field.name
+        monkeypatch.delenv(variable)
 
 
 def test_bad_values_are_refused_with_the_field_named() -> None:
