@@ -95,7 +95,7 @@ async def running_server(
         loop.set_exception_handler(previous)
     assert server.hub.subscriber_count == 0
     assert not server.hub.paused
-    assert not server._state.connections
+    assert server.connection_count == 0
     leftover = [t for t in asyncio.all_tasks() if _started_by_rawsse(t)]
     assert not leftover, f"tasks left behind: {leftover}"
     assert not errors, f"exceptions reached the loop's handler: {errors}"

@@ -4,61 +4,15 @@ are dropped within their limits while fast ones keep receiving everything."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from typing import Any
 
 from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.protocol import HttpConnection, ServerState
 from tests.client import RawConnection, get
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, wait_for
+from tests.fakes import RecordingTransport, never_reading_stream
 from tests.sse_parser import dechunk, parse
-
-
-class RecordingTransport(asyncio.Transport):
-    """A transport that records writes; pause and buffer size are set by the test."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-        self.aborted = False
-        self.eof_written = False
-        self.buffered = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self.limits = (high, low)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 5555) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        self.eof_written = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 def open_stream(state: ServerState, path: str) -> tuple[HttpConnection, RecordingTransport]:
@@ -143,16 +97,6 @@ async def test_a_paused_subscriber_over_max_buffer_is_aborted() -> None:
 def rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096
-
-
-async def never_reading_stream(port: int, path: str) -> socket.socket:
-    """A client that sends its request and then never reads (tiny receive buffer)."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    await asyncio.get_running_loop().sock_sendall(sock, get(path))
-    return sock
 
 
 async def test_a_client_that_never_reads_is_dropped_and_the_others_get_everything() -> None:

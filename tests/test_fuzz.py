@@ -23,7 +23,7 @@ from rawsse.exchange import Exchange
 from rawsse.hub import Hub
 from rawsse.protocol import HttpConnection, ServerState
 from tests.conftest import TEST_KEY
-from tests.test_flow import RecordingTransport
+from tests.fakes import RecordingTransport
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 TOKEN = mint_token(SECRET, publish=["*"], subscribe=["a", "b/*"], ttl=None)

@@ -23,6 +23,7 @@ from rawsse.events import chunk
 from rawsse.server import Server
 from rawsse.subscriber import REPLAY_PAGE
 from tests.conftest import make_config, running_server, scaled, wait_for
+from tests.fakes import quiet_socket
 from tests.sse_parser import StreamParser, dechunk
 
 PERF = Path(__file__).resolve().parent.parent / "perf"
@@ -30,16 +31,6 @@ KiB = 1024
 MiB = 1024 * KiB
 #: A Last-Event-ID from another epoch: everything kept is replayed.
 FOREIGN_ID = "00000000-1"
-
-
-async def quiet_socket(port: int) -> socket.socket:
-    """A connected socket with a small receive buffer, so that what the server sends
-    and the test does not read backs up into the server quickly."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-    return sock
 
 
 async def read_exactly(sock: socket.socket, size: int, timeout: float = 10.0) -> bytes:
@@ -78,7 +69,7 @@ async def test_pipelined_requests_wait_until_the_client_reads() -> None:
         request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
         sender = loop.create_task(loop.sock_sendall(sock, request * count))
         try:
-            await wait_for(lambda: len(server._state.connections) == 1)
+            await wait_for(lambda: server.connection_count == 1)
             transport = only_connection(server)._transport
             await wait_for(lambda: transport.get_write_buffer_size() >= config.write_high_water)
             held = answered(server, "/")
@@ -111,7 +102,7 @@ async def test_a_pipelining_client_that_never_reads_is_closed() -> None:
         )
         try:
             await wait_for(lambda: answered(server, "/") > 0)
-            await wait_for(lambda: not server._state.connections, timeout=10)
+            await wait_for(lambda: server.connection_count == 0, timeout=10)
             assert answered(server, "/") < 3000
         finally:
             sender.cancel()

@@ -334,7 +334,7 @@ def status_and_body(answer: bytes) -> tuple[int, bytes]:
 async def assert_unharmed(server: Server) -> None:
     answer = await send_and_read(server.port, get("/healthz"))
     assert status_and_body(answer) == (200, b"ok\n")
-    await wait_for(lambda: not server._state.connections)
+    await wait_for(lambda: server.connection_count == 0)
     assert server.hub.subscriber_count == 0 and server.hub.metrics.events_published == 0
 
 
@@ -365,7 +365,7 @@ async def test_memory_stays_flat_under_repeated_hostile_input() -> None:
         async def round_of_cases() -> None:
             for raw in cases:
                 await send_and_read(server.port, raw)
-            await wait_for(lambda: not server._state.connections)
+            await wait_for(lambda: server.connection_count == 0)
 
         tracemalloc.start()
         try:
@@ -432,11 +432,11 @@ async def test_thousands_of_silent_connections_from_one_address() -> None:
             try:
                 conns = await open_silent(server.port, 1000, ["127.0.0.2"])
                 limit = server.config.max_connections_per_address
-                await wait_for(lambda: len(server._state.connections) <= limit)
+                await wait_for(lambda: server.connection_count <= limit)
                 answer = await send_and_read(server.port, get("/healthz"))  # from 127.0.0.1
                 assert status_and_body(answer) == (200, b"ok\n")
                 # The held ones are cut off by the request timeout.
-                await wait_for(lambda: not server._state.connections, timeout=10)
+                await wait_for(lambda: server.connection_count == 0, timeout=10)
                 assert server.hub.metrics.rejected["limit"] >= 1000 - limit
             finally:
                 for conn in conns:
@@ -457,7 +457,7 @@ async def test_thousands_of_silent_connections_without_limits_time_out() -> None
                 assert status_and_body(answer) == (200, b"ok\n")
                 for conn in conns:
                     assert await conn.read_until_closed(timeout=10) == b""
-                await wait_for(lambda: not server._state.connections)
+                await wait_for(lambda: server.connection_count == 0)
             finally:
                 for conn in conns:
                     await conn.close()

@@ -91,7 +91,7 @@ async def test_new_connections_per_address_are_rate_limited() -> None:
 async def test_open_connections_per_address_are_capped() -> None:
     async with running_server(make_config(max_connections_per_address=3)) as server:
         held = [await RawConnection.open(server.port) for _ in range(3)]
-        await wait_for(lambda: len(server._state.connections) == 3)
+        await wait_for(lambda: server.connection_count == 3)
         extra = await RawConnection.open(server.port)
         with contextlib.suppress(ConnectionError):
             assert await extra.read_until_closed() == b""  # closed at once, unanswered
@@ -99,7 +99,7 @@ async def test_open_connections_per_address_are_capped() -> None:
         await held[0].send(get("/healthz"))  # the held ones still work
         assert (await held[0].answer()).status == 200
         await held.pop().close()
-        await wait_for(lambda: len(server._state.connections) == 2)
+        await wait_for(lambda: server.connection_count == 2)
         again = await RawConnection.open(server.port)
         await again.send(get("/healthz"))
         assert (await again.answer()).status == 200

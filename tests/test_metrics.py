@@ -17,7 +17,7 @@ from rawsse.events import chunk, encode_event
 from rawsse.hub import Hub
 from tests.client import RawConnection, exchange, get, raw_stream
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
-from tests.test_flow import never_reading_stream
+from tests.fakes import never_reading_stream
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -161,7 +161,7 @@ async def test_metrics_key_and_readiness() -> None:
         assert (ready.status, ready.body) == (200, b"ready\n")
         conn = await RawConnection.open(server.port)
         await conn.send(b"GET /readyz HTTP/1.1\r\nHost: t\r\n")
-        await wait_for(lambda: len(server._state.connections) == 1)
+        await wait_for(lambda: server.connection_count == 1)
         shutdown = asyncio.create_task(server.shutdown(timeout=scaled(5)))
         await wait_for(lambda: server.draining)
         await conn.send(b"\r\n")

@@ -17,15 +17,15 @@ from tests.cli import Hub as CliHub
 from tests.cli import start_hub
 from tests.client import RawConnection, get, raw_stream
 from tests.conftest import make_config, running_server, scaled, wait_for
+from tests.fakes import never_reading_stream
 from tests.sse_parser import dechunk, parse
-from tests.test_flow import never_reading_stream
 
 
 async def test_a_request_in_flight_when_draining_gets_503_and_close() -> None:
     async with running_server() as server:
         conn = await RawConnection.open(server.port)
         await conn.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")  # not finished yet
-        await wait_for(lambda: len(server._state.connections) == 1)
+        await wait_for(lambda: server.connection_count == 1)
         shutdown = asyncio.create_task(server.shutdown(timeout=scaled(5)))
         await wait_for(lambda: server.draining)
         with pytest.raises(OSError):
