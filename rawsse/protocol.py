@@ -81,6 +81,8 @@ class ServerState:
         self.demo_page = demo_page
         self.admission = Admission(config)
         self.cors = CorsPolicy(config.cors_origins)
+        #: Every route; a listener may serve a subset through a router of its own.
+        self.router = Router(self, ROUTES)
         self.connections: set[HttpConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.draining = False
@@ -128,10 +130,11 @@ class HttpConnection(DeadlineProtocol):
         "subscriber",
     )
 
-    def __init__(self, server: ServerState, routes: dict[str, tuple[bytes, ...]] = ROUTES) -> None:
+    def __init__(self, server: ServerState, router: Router | None = None) -> None:
         super().__init__()
         self._server = server
-        self._router = Router(server, routes)
+        # One router per listener, shared by its connections.
+        self._router = server.router if router is None else router
         self._transport: asyncio.Transport | None = None
         self._exchange: Exchange | None = None
         self._state = ConnState.IDLE

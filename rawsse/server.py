@@ -25,7 +25,7 @@ from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.loops import loop_factory
 from rawsse.protocol import ConnState, HttpConnection, ServerState
-from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, ROUTES
+from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, Router
 
 __all__ = ["Server", "ServerThread", "run"]
 
@@ -80,17 +80,18 @@ class Server:
         await self.hub.start()
         state = self._state
         separate_metrics = self.config.metrics_port is not None
-        routes = PUBLIC_ROUTES if separate_metrics else ROUTES
+        router = Router(state, PUBLIC_ROUTES) if separate_metrics else state.router
         self._listener = await loop.create_server(
-            lambda: HttpConnection(state, routes),
+            lambda: HttpConnection(state, router),
             self.config.host,
             self.config.port,
             reuse_address=True,
             backlog=4096,
         )
         if separate_metrics:
+            metrics_router = Router(state, METRICS_ROUTES)
             self._metrics_listener = await loop.create_server(
-                lambda: HttpConnection(state, METRICS_ROUTES),
+                lambda: HttpConnection(state, metrics_router),
                 self.config.host,
                 self.config.metrics_port,
                 reuse_address=True,

@@ -19,7 +19,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from rawsse.backends.base import Replay
+from rawsse.backends.base import NOTHING, Replay
 from rawsse.events import RESERVED_EVENT_PREFIX, encode_event, encode_retry
 from rawsse.subscriber import Subscriber
 
@@ -71,8 +71,11 @@ def open_stream(
         started_at=now,
     )
     replay = hub.subscribe(subscriber, start.last_event_id)
-    subscriber.begin(head)  # in the same step: live events are held from here on
     first = b"" if retry is None else encode_retry(retry)
+    if isinstance(replay, Replay) and replay.records is NOTHING and replay.lost is None:
+        subscriber.open(head, first)  # nothing to replay: live at once
+        return subscriber
+    subscriber.begin(head)  # in the same step: live events are held from here on
     if isinstance(replay, Replay):
         _replay(subscriber, first, replay)
     else:

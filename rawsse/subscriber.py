@@ -175,6 +175,13 @@ class Subscriber:
         """Send bytes meant for this subscriber alone (a notice), framed here."""
         self.send(chunk(payload) if self.chunked else payload)
 
+    def open(self, head: bytes, first: bytes) -> None:
+        """Begin a stream with nothing to replay: write the response head and ``first``
+        (a ``retry:``, unframed, or nothing); the subscriber is live at once."""
+        if first and self.chunked:
+            first = chunk(first)
+        self._real_transport.write(head + first)
+
     def begin(self, head: bytes) -> None:
         """Write the response head, and hold live events from now on until
         :meth:`replay` has written what the client missed.

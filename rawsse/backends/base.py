@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from rawsse.events import RESERVED_EVENT_PREFIX, EventParts, encode_event
 
-__all__ = ["LOST_EVENT", "Backend", "Record", "Replay", "lost_notice", "nothing"]
+__all__ = ["LOST_EVENT", "NOTHING", "Backend", "Record", "Replay", "lost_notice", "nothing"]
 
 #: Name of the event that tells a client its reconnection skipped events we no longer
 #: have (or cannot place). Its data is a JSON object: ``reason`` (``expired``: older than
@@ -60,9 +60,14 @@ class Replay:
     records: Iterator[Record]
 
 
+#: The records of a replay with nothing to send: one exhausted iterator, shared (it stays
+#: exhausted), so that a stream with nothing to replay can skip the replay machinery.
+NOTHING: Iterator[Record] = iter(())
+
+
 def nothing() -> Iterator[Record]:
     """The records of a replay with nothing to send."""
-    return iter(())
+    return NOTHING
 
 
 def lost_notice(reason: str, last_event_id: str, resume_id: str) -> bytes:
