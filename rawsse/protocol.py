@@ -53,7 +53,7 @@ LINGER_TIMEOUT = 2.0
 #: publisher in a hurry sends one request after another on one connection.
 PIPELINE_BATCH = 1
 
-#: Why a connection's requests are held (bits of ``HttpConnection._hold``): its client
+#: Why a connection's requests are held (bits of ``RequestCycle._hold``): its client
 #: does not read its answers (``pause_writing``), it has had its turn
 #: (``PIPELINE_BATCH``), or its answer is being awaited (a remote backend).
 _WRITE_PAUSED = 1
@@ -115,14 +115,12 @@ class HttpConnection(DeadlineProtocol):
         "_server",
         "_router",
         "_transport",
-        "_exchange",
+        "_cycle",
         "_state",
-        "_hold",
         "_peer_ip",
         "_trusted_peer",
         "_connection_key",
         "_stream_key",
-        "_throttled_for",
         "_expires_at",
         "_ignored",
         "peer",
@@ -136,15 +134,13 @@ class HttpConnection(DeadlineProtocol):
         # One router per listener, shared by its connections.
         self._router = server.router if router is None else router
         self._transport: asyncio.Transport | None = None
-        self._exchange: Exchange | None = None
+        # Its ordinary requests, until it becomes a stream (or closes).
+        self._cycle: RequestCycle | None = None
         self._state = ConnState.IDLE
-        # Why requests are not being read or answered (bits above); 0: they are.
-        self._hold = 0
         self._peer_ip = ""
         self._trusted_peer = False
         self._connection_key: str | None = None  # counted in the per-address sockets
         self._stream_key: str | None = None  # counted in the stream caps
-        self._throttled_for: float | None = None  # over the connection rate: wait this
         # Loop time the stream's token expires; negated once the notice has gone out.
         self._expires_at: float | None = None
         self._ignored = 0  # bytes a streaming client sent after its request
@@ -191,16 +187,17 @@ class HttpConnection(DeadlineProtocol):
             self._set_state(ConnState.CLOSING)
             transport.abort()
             return
-        self._trusted_peer, self._connection_key, self._throttled_for = admitted
+        self._trusted_peer, self._connection_key, throttled_for = admitted
         sock = transport.get_extra_info("socket")
         if sock is not None:
             tune_socket(sock, config.dead_peer_timeout)
         transport.set_write_buffer_limits(
             high=config.write_high_water, low=config.write_high_water // 4
         )
-        self._exchange = Exchange(
+        exchange = Exchange(
             max_header_size=config.max_header_size, max_body_size=config.max_event_size
         )
+        self._cycle = RequestCycle(self, exchange, throttled_for)
         server.connections.add(self)
         # A new connection gets the request timeout, not the keep-alive one: a client
         # that connects and says nothing is a slowloris until proven otherwise.
@@ -225,15 +222,15 @@ class HttpConnection(DeadlineProtocol):
         try:
             if self._state is ConnState.IDLE:
                 self._set_state(ConnState.REQUEST)
-            assert self._exchange is not None
-            self._exchange.receive(data)
-            self._process()
+            assert self._cycle is not None
+            self._cycle.exchange.receive(data)
+            self._cycle.process()
         except Exception:
             self._crash()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._set_state(ConnState.CLOSED)
-        self._exchange = None
+        self._cycle = None
         server = self._server
         if self._connection_key is not None:
             server.admission.release_connection(self._connection_key)
@@ -253,163 +250,28 @@ class HttpConnection(DeadlineProtocol):
         else:
             # An ordinary client not reading its answers: stop reading and answering
             # its requests until it has drained them.
-            self._hold_requests(_WRITE_PAUSED)
+            if self._cycle is not None:
+                self._cycle.hold(_WRITE_PAUSED)
 
     def resume_writing(self) -> None:
         if self.subscriber is not None:
             self._server.hub.resume(self.subscriber)
-        else:
-            self._release_requests(_WRITE_PAUSED)
-
-    # -- request cycle ------------------------------------------------------------------
-
-    def _hold_requests(self, reason: int) -> None:
-        if not self._hold and self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
-        self._hold |= reason
-
-    def _release_requests(self, reason: int) -> None:
-        if not self._hold & reason:
-            return
-        self._hold &= ~reason
-        if self._hold or self._state is ConnState.CLOSING or self._state is ConnState.CLOSED:
-            return
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
-        if self._state is ConnState.REQUEST:
-            # Pipelined requests that arrived earlier wait in h11's buffer, and no new
-            # data may come to wake them: answer them now.
-            try:
-                self._process()
-            except Exception:
-                self._crash()
-
-    def _work_backlog(self) -> None:
-        """The next turn of a connection that had more pipelined requests than
-        ``PIPELINE_BATCH``."""
-        self._release_requests(_BACKLOG)
-
-    def _process(self) -> None:
-        """Answer every complete request in the buffer (pipelined ones too), as long
-        as the client reads what it is sent.
-
-        Once the transport pauses writing, no further request is answered until the
-        client has drained its answers (``resume_writing`` picks up where this left
-        off): pipelined requests would otherwise pile up answers in memory however
-        little the client reads, and keep the loop busy producing them. So what an
-        ordinary connection holds unsent stays near the high-water mark plus one answer.
-
-        And after ``PIPELINE_BATCH`` requests the rest wait for the next loop iteration
-        (reading paused meanwhile), so that a connection packed with requests takes its
-        turn with every other one instead of holding the loop until it is done.
-        """
-        started = 0
-        exchange = self._exchange
-        while exchange is not None and self._state is ConnState.REQUEST and not self._hold:
-            if exchange.between_requests:
-                if started == PIPELINE_BATCH:
-                    self._hold_requests(_BACKLOG)
-                    self._loop.call_soon(self._work_backlog)
-                    return
-                started += 1
-            try:
-                request = exchange.next_request()
-            except RequestError as exc:
-                self._reply(error_reply(exc), exchange.pending)
-                return
-            self._write(exchange.take_output())
-            if request is None:
-                if exchange.idle:
-                    self._set_state(ConnState.IDLE)
-                return
-            if request is CLIENT_CLOSED:
-                self._close()
-                return
-            self._handle(cast(Request, request))
-            exchange = self._exchange
-
-    def _handle(self, request: Request) -> None:
-        """Route a complete request and answer it, now, later, or with a stream."""
-        server = self._server
-        router = self._router
-        if self._trusted_peer:
-            self.client = server.admission.client(self._peer_ip, True, request)
-        try:
-            if self._throttled_for is not None:
-                wait, self._throttled_for = self._throttled_for, None
-                raise server.admission.throttled(wait)
-            outcome = router.route(
-                request, client=self.client, trusted=self._trusted_peer, now=self._loop.time()
-            )
-        except RequestError as exc:
-            if isinstance(exc, Refused):
-                server.hub.metrics.rejected["limit"] += 1
-            self._reply(error_reply(exc, stream=router.is_stream(request)), request)
-            return
-        if isinstance(outcome, Reply):
-            self._reply(outcome, request)
-        elif isinstance(outcome, StreamStart):
-            self._start_stream(request, outcome)
-        else:
-            self._hold_requests(_AWAITING)
-            server.spawn(self._reply_when_ready(outcome, request))
-
-    async def _reply_when_ready(self, pending: Awaitable[Reply], request: Request) -> None:
-        """The answer of a handler that had to await (a remote backend)."""
-        try:
-            reply = await pending
-        except RequestError as exc:
-            reply = error_reply(exc)
-        except Exception:
-            logger.exception("error answering %s", redact_target(request.target))
-            reply = text(500, "internal error", close=True)
-        if self._state is ConnState.REQUEST:
-            self._reply(reply, request)
-            self._release_requests(_AWAITING)
-
-    def _reply(self, reply: Reply, request: Request | None) -> None:
-        """Send a complete answer; close, or get ready for the next request."""
-        exchange = self._exchange
-        if exchange is None:
-            self._close()
-            return
-        server = self._server
-        if request is None:
-            headers = reply.head(None, None)
-        else:
-            headers = reply.head(server.cors, request.header(b"origin"))
-        close = reply.close or server.draining
-        data, ending = exchange.answer(reply.status, headers, reply.body, close=close)
-        if not data:
-            self._close()
-            return
-        self._write(data)
-        server.hub.metrics.count_request(path_label(request), reply.status)
-        access_logger.info(
-            '%s "%s %s" %d',
-            self._who(),
-            request.method.decode("latin-1") if request is not None else "-",
-            redact_target(request.target) if request is not None else "-",
-            reply.status,
-        )
-        if ending is Ending.KEEP_ALIVE:
-            self._set_state(ConnState.IDLE if exchange.idle else ConnState.REQUEST)
-        else:
-            self._close(linger=ending is Ending.LINGER)
+        elif self._cycle is not None:
+            self._cycle.release(_WRITE_PAUSED)
 
     # -- event streams --------------------------------------------------------------------
 
-    def _start_stream(self, request: Request, start: StreamStart) -> None:
+    def _start_stream(self, exchange: Exchange, request: Request, start: StreamStart) -> None:
         server = self._server
-        exchange, transport = self._exchange, self._transport
-        assert exchange is not None and transport is not None
+        transport = self._transport
+        assert transport is not None
         self._stream_key = start.stream_key
         headers = SSE_HEADERS
         if server.cors.enabled:
             headers = SSE_HEADERS + server.cors.headers(request.header(b"origin"))
         head, chunked = exchange.stream_head(headers)
         version = exchange.http_version
-        self._exchange = None  # h11's part is over: the body takes the fast path
+        self._cycle = None  # h11's part is over: the body takes the fast path
         self._set_state(ConnState.STREAMING)
         server.hub.metrics.count_request("/events", 200)
         access_logger.info(
@@ -504,9 +366,10 @@ class HttpConnection(DeadlineProtocol):
     # -- timers ---------------------------------------------------------------------------
 
     def _deadline_passed(self) -> None:
-        if self._state is ConnState.REQUEST:
-            pending = self._exchange.pending if self._exchange is not None else None
-            self._reply(text(408, "request timeout", close=True), pending)
+        if self._state is ConnState.REQUEST and self._cycle is not None:
+            self._cycle.reply(
+                text(408, "request timeout", close=True), self._cycle.exchange.pending
+            )
         elif self._state is ConnState.STREAMING:
             self._on_stream_timer()
         elif self._state is ConnState.CLOSING:
@@ -514,6 +377,163 @@ class HttpConnection(DeadlineProtocol):
                 self._transport.abort()  # lingered long enough
         else:
             self._close()
+
+
+class RequestCycle:
+    """The ordinary requests of one connection, until it becomes a stream or closes:
+    reading them from the exchange in turn, holding them while the client does not
+    read or an answer is awaited, routing and answering them.
+
+    It lives only as long as the connection answers requests, so a stream's connection
+    carries none of it.
+    """
+
+    __slots__ = ("_conn", "exchange", "_hold", "_throttled_for")
+
+    def __init__(
+        self, conn: HttpConnection, exchange: Exchange, throttled_for: float | None
+    ) -> None:
+        self._conn = conn
+        self.exchange = exchange
+        # Why requests are not being read or answered (bits above); 0: they are.
+        self._hold = 0
+        # Over the connection rate: its first request is refused, told to wait this.
+        self._throttled_for = throttled_for
+
+    def hold(self, reason: int) -> None:
+        """Stop reading and answering requests, for ``reason``."""
+        transport = self._conn._transport
+        if not self._hold and transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self._hold |= reason
+
+    def release(self, reason: int) -> None:
+        """``reason`` is over; once no reason is left, go on where it stopped."""
+        if not self._hold & reason:
+            return
+        self._hold &= ~reason
+        conn = self._conn
+        if self._hold or conn._cycle is not self:
+            return
+        transport = conn._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+        if conn._state is ConnState.REQUEST:
+            # Pipelined requests that arrived earlier wait in h11's buffer, and no new
+            # data may come to wake them: answer them now.
+            try:
+                self.process()
+            except Exception:
+                conn._crash()
+
+    def _work_backlog(self) -> None:
+        """The next turn of a connection that had more pipelined requests than
+        ``PIPELINE_BATCH``."""
+        self.release(_BACKLOG)
+
+    def process(self) -> None:
+        """Answer every complete request in the buffer (pipelined ones too), as long
+        as the client reads what it is sent.
+
+        Once the transport pauses writing, no further request is answered until the
+        client has drained its answers (``resume_writing`` picks up where this left
+        off): pipelined requests would otherwise pile up answers in memory however
+        little the client reads, and keep the loop busy producing them. So what an
+        ordinary connection holds unsent stays near the high-water mark plus one answer.
+
+        And after ``PIPELINE_BATCH`` requests the rest wait for the next loop iteration
+        (reading paused meanwhile), so that a connection packed with requests takes its
+        turn with every other one instead of holding the loop until it is done.
+        """
+        conn, exchange = self._conn, self.exchange
+        started = 0
+        while conn._cycle is self and conn._state is ConnState.REQUEST and not self._hold:
+            if exchange.between_requests:
+                if started == PIPELINE_BATCH:
+                    self.hold(_BACKLOG)
+                    conn._loop.call_soon(self._work_backlog)
+                    return
+                started += 1
+            try:
+                request = exchange.next_request()
+            except RequestError as exc:
+                self.reply(error_reply(exc), exchange.pending)
+                return
+            conn._write(exchange.take_output())
+            if request is None:
+                if exchange.idle:
+                    conn._set_state(ConnState.IDLE)
+                return
+            if request is CLIENT_CLOSED:
+                conn._close()
+                return
+            self._handle(cast(Request, request))
+
+    def _handle(self, request: Request) -> None:
+        """Route a complete request and answer it, now, later, or with a stream."""
+        conn = self._conn
+        server, router = conn._server, conn._router
+        if conn._trusted_peer:
+            conn.client = server.admission.client(conn._peer_ip, True, request)
+        try:
+            if self._throttled_for is not None:
+                wait, self._throttled_for = self._throttled_for, None
+                raise server.admission.throttled(wait)
+            outcome = router.route(
+                request, client=conn.client, trusted=conn._trusted_peer, now=conn._loop.time()
+            )
+        except RequestError as exc:
+            if isinstance(exc, Refused):
+                server.hub.metrics.rejected["limit"] += 1
+            self.reply(error_reply(exc, stream=router.is_stream(request)), request)
+            return
+        if isinstance(outcome, Reply):
+            self.reply(outcome, request)
+        elif isinstance(outcome, StreamStart):
+            conn._start_stream(self.exchange, request, outcome)
+        else:
+            self.hold(_AWAITING)
+            server.spawn(self._reply_when_ready(outcome, request))
+
+    async def _reply_when_ready(self, pending: Awaitable[Reply], request: Request) -> None:
+        """The answer of a handler that had to await (a remote backend)."""
+        try:
+            reply = await pending
+        except RequestError as exc:
+            reply = error_reply(exc)
+        except Exception:
+            logger.exception("error answering %s", redact_target(request.target))
+            reply = text(500, "internal error", close=True)
+        if self._conn._cycle is self and self._conn._state is ConnState.REQUEST:
+            self.reply(reply, request)
+            self.release(_AWAITING)
+
+    def reply(self, reply: Reply, request: Request | None) -> None:
+        """Send a complete answer; close, or get ready for the next request."""
+        conn = self._conn
+        server = conn._server
+        if request is None:
+            headers = reply.head(None, None)
+        else:
+            headers = reply.head(server.cors, request.header(b"origin"))
+        close = reply.close or server.draining
+        data, ending = self.exchange.answer(reply.status, headers, reply.body, close=close)
+        if not data:
+            conn._close()
+            return
+        conn._write(data)
+        server.hub.metrics.count_request(path_label(request), reply.status)
+        access_logger.info(
+            '%s "%s %s" %d',
+            conn._who(),
+            request.method.decode("latin-1") if request is not None else "-",
+            redact_target(request.target) if request is not None else "-",
+            reply.status,
+        )
+        if ending is Ending.KEEP_ALIVE:
+            conn._set_state(ConnState.IDLE if self.exchange.idle else ConnState.REQUEST)
+        else:
+            conn._close(linger=ending is Ending.LINGER)
 
 
 def _peer_of(transport: asyncio.Transport) -> tuple[str, str]:
