@@ -249,38 +249,48 @@ def parse_publish(
         )
     mime = (content_type or b"").split(b";")[0].strip().lower()
     if mime == b"application/json":
-        try:
-            obj = json.loads(_text("body", body))
-        except json.JSONDecodeError as exc:
-            raise RequestError(f"invalid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise RequestError("invalid JSON: nested too deeply") from None
-        except ValueError:  # an integer over Python's 4300-digit conversion limit
-            raise RequestError("invalid JSON: a number is too long") from None
-        if not isinstance(obj, dict):
-            raise RequestError("JSON body must be an object")
-        topics = obj.get("topic")
-        if isinstance(topics, str):
-            topics = [topics]
-        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
-            raise RequestError("topic must be a string or a list of strings")
-        data = obj.get("data", "")
-        if not isinstance(data, str):
-            raise RequestError("data must be a string")
-        return _build(topics, data, obj.get("event"), obj.get("id"), obj.get("retry"), max_topics)
+        return _from_json(body, max_topics)
     if mime in (b"application/x-www-form-urlencoded", b""):
-        try:
-            form = parse_qs(_text("body", body), keep_blank_values=True, errors="strict")
-        except UnicodeDecodeError:
-            raise RequestError("form is not valid UTF-8") from None
-        return _build(
-            form.get("topic", []),
-            _one(form, "data") or "",
-            _one(form, "event"),
-            _one(form, "id"),
-            _one(form, "retry"),
-            max_topics,
-        )
+        return _from_form(body, max_topics)
     raise RequestError(
         "unsupported content type: use a form, JSON, or ?topic= with a raw body", 415
+    )
+
+
+def _from_json(body: bytes, max_topics: int) -> PublishRequest:
+    """A JSON object with ``topic`` (a string or a list), ``data`` and the options."""
+    try:
+        obj = json.loads(_text("body", body))
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise RequestError("invalid JSON: nested too deeply") from None
+    except ValueError:  # an integer over Python's 4300-digit conversion limit
+        raise RequestError("invalid JSON: a number is too long") from None
+    if not isinstance(obj, dict):
+        raise RequestError("JSON body must be an object")
+    topics = obj.get("topic")
+    if isinstance(topics, str):
+        topics = [topics]
+    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+        raise RequestError("topic must be a string or a list of strings")
+    data = obj.get("data", "")
+    if not isinstance(data, str):
+        raise RequestError("data must be a string")
+    return _build(topics, data, obj.get("event"), obj.get("id"), obj.get("retry"), max_topics)
+
+
+def _from_form(body: bytes, max_topics: int) -> PublishRequest:
+    """A form with ``topic`` (repeatable), ``data`` and the options."""
+    try:
+        form = parse_qs(_text("body", body), keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise RequestError("form is not valid UTF-8") from None
+    return _build(
+        form.get("topic", []),
+        _one(form, "data") or "",
+        _one(form, "event"),
+        _one(form, "id"),
+        _one(form, "retry"),
+        max_topics,
     )

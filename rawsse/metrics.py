@@ -156,116 +156,133 @@ class Metrics:
     def exposition(self, gauges: Gauges) -> bytes:
         """The Prometheus text format (version 0.0.4) of every metric."""
         out: list[str] = []
-
-        def family(name: str, kind: str, help: str, samples: Iterable[str]) -> None:
+        for name, kind, help, samples in (
+            *self._process_families(gauges),
+            *_client_families(gauges),
+            *self._traffic_families(),
+            *_state_families(gauges),
+        ):
             out.append(f"# HELP {name} {help}")
             out.append(f"# TYPE {name} {kind}")
             out.extend(samples)
+        return ("\n".join(out) + "\n").encode("utf-8")
 
-        family(
-            "rawsse_info",
-            "gauge",
-            "Version and event loop of this process.",
-            [f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}"}} 1'],
-        )
-        family(
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-            [f"process_resident_memory_bytes {gauges.resident_bytes}"],
-        )
-        family(
-            "process_start_time_seconds",
-            "gauge",
-            "Start time of the process since the Unix epoch.",
-            [f"process_start_time_seconds {_number(round(self.started_at, 3))}"],
-        )
-        family(
-            "rawsse_connected_clients",
-            "gauge",
-            "Subscribers with an open stream.",
-            [f"rawsse_connected_clients {gauges.clients}"],
-        )
-        family(
+    def _process_families(self, gauges: Gauges) -> list[_Family]:
+        info = f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}"}} 1'
+        started = _number(round(self.started_at, 3))
+        return [
+            ("rawsse_info", "gauge", "Version and event loop of this process.", [info]),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                [f"process_resident_memory_bytes {gauges.resident_bytes}"],
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since the Unix epoch.",
+                [f"process_start_time_seconds {started}"],
+            ),
+        ]
+
+    def _traffic_families(self) -> list[_Family]:
+        requests = [
+            f'rawsse_requests_total{{endpoint="{_label(e)}",status="{s}"}} {n}'
+            for (e, s), n in sorted(self.requests.items())
+        ]
+        return [
+            _counter(
+                "rawsse_events_published_total",
+                "Events accepted for publishing.",
+                self.events_published,
+            ),
+            _counter(
+                "rawsse_deliveries_total",
+                "Events written to a subscriber's transport.",
+                self.deliveries,
+            ),
+            _counter(
+                "rawsse_bytes_sent_total",
+                "Event bytes written to subscribers' transports.",
+                self.bytes_sent,
+            ),
+            (
+                "rawsse_disconnects_total",
+                "counter",
+                "Streams ended, by reason.",
+                [
+                    f'rawsse_disconnects_total{{reason="{r}"}} {n}'
+                    for r, n in self.disconnects.items()
+                ],
+            ),
+            (
+                "rawsse_rejected_total",
+                "counter",
+                "Requests refused, by reason.",
+                [f'rawsse_rejected_total{{reason="{r}"}} {n}' for r, n in self.rejected.items()],
+            ),
+            (
+                "rawsse_requests_total",
+                "counter",
+                "Answered HTTP requests, by endpoint and status.",
+                requests,
+            ),
+            (
+                "rawsse_publish_latency_seconds",
+                "histogram",
+                "From publish() to the last write of its flush.",
+                self.publish_latency.lines("rawsse_publish_latency_seconds"),
+            ),
+        ]
+
+
+#: One metric family: name, type, help, sample lines.
+_Family = tuple[str, str, str, list[str]]
+
+
+def _counter(name: str, help: str, value: int) -> _Family:
+    return (name, "counter", help, [f"{name} {value}"])
+
+
+def _gauge(name: str, help: str, value: int) -> _Family:
+    return (name, "gauge", help, [f"{name} {value}"])
+
+
+def _client_families(gauges: Gauges) -> list[_Family]:
+    topics = [
+        f'rawsse_topic_clients{{topic="{_label(topic)}"}} {count}'
+        for topic, count in gauges.topic_clients
+    ]
+    return [
+        _gauge("rawsse_connected_clients", "Subscribers with an open stream.", gauges.clients),
+        (
             "rawsse_topic_clients",
             "gauge",
             f'Subscribers per topic, for the {TOPIC_LABEL_LIMIT} largest topics; the rest under topic="_other".',
-            [
-                f'rawsse_topic_clients{{topic="{_label(topic)}"}} {count}'
-                for topic, count in gauges.topic_clients
-            ],
-        )
-        family(
+            topics,
+        ),
+        _gauge(
             "rawsse_paused_clients",
-            "gauge",
             "Subscribers whose write buffer is over the high-water mark.",
-            [f"rawsse_paused_clients {gauges.paused}"],
-        )
-        out.append(
-            "# HELP rawsse_write_buffer_bytes Unsent bytes per subscriber, sampled at scrape."
-        )
-        out.append("# TYPE rawsse_write_buffer_bytes histogram")
-        out.extend(Histogram.of(BUFFER_BUCKETS, gauges.buffered).lines("rawsse_write_buffer_bytes"))
-        family(
-            "rawsse_events_published_total",
-            "counter",
-            "Events accepted for publishing.",
-            [f"rawsse_events_published_total {self.events_published}"],
-        )
-        family(
-            "rawsse_deliveries_total",
-            "counter",
-            "Events written to a subscriber's transport.",
-            [f"rawsse_deliveries_total {self.deliveries}"],
-        )
-        family(
-            "rawsse_bytes_sent_total",
-            "counter",
-            "Event bytes written to subscribers' transports.",
-            [f"rawsse_bytes_sent_total {self.bytes_sent}"],
-        )
-        family(
-            "rawsse_disconnects_total",
-            "counter",
-            "Streams ended, by reason.",
-            [f'rawsse_disconnects_total{{reason="{r}"}} {n}' for r, n in self.disconnects.items()],
-        )
-        family(
-            "rawsse_rejected_total",
-            "counter",
-            "Stream requests refused, by reason.",
-            [f'rawsse_rejected_total{{reason="{r}"}} {n}' for r, n in self.rejected.items()],
-        )
-        family(
-            "rawsse_requests_total",
-            "counter",
-            "Answered HTTP requests, by endpoint and status.",
-            [
-                f'rawsse_requests_total{{endpoint="{_label(e)}",status="{s}"}} {n}'
-                for (e, s), n in sorted(self.requests.items())
-            ],
-        )
-        out.append(
-            "# HELP rawsse_publish_latency_seconds From publish() to the last write of its flush."
-        )
-        out.append("# TYPE rawsse_publish_latency_seconds histogram")
-        out.extend(self.publish_latency.lines("rawsse_publish_latency_seconds"))
-        family(
+            gauges.paused,
+        ),
+        (
+            "rawsse_write_buffer_bytes",
+            "histogram",
+            "Unsent bytes per subscriber, sampled at scrape.",
+            Histogram.of(BUFFER_BUCKETS, gauges.buffered).lines("rawsse_write_buffer_bytes"),
+        ),
+    ]
+
+
+def _state_families(gauges: Gauges) -> list[_Family]:
+    return [
+        _gauge(
             "rawsse_history_events",
-            "gauge",
             "Events kept in the history for replay (all topics).",
-            [f"rawsse_history_events {gauges.history_events}"],
-        )
-        family(
-            "rawsse_backend_up",
-            "gauge",
-            "1 while the backend is connected.",
-            [f"rawsse_backend_up {int(gauges.backend_up)}"],
-        )
-        family(
-            "rawsse_draining",
-            "gauge",
-            "1 while shutting down.",
-            [f"rawsse_draining {int(gauges.draining)}"],
-        )
-        return ("\n".join(out) + "\n").encode("utf-8")
+            gauges.history_events,
+        ),
+        _gauge("rawsse_backend_up", "1 while the backend is connected.", int(gauges.backend_up)),
+        _gauge("rawsse_draining", "1 while shutting down.", int(gauges.draining)),
+    ]
