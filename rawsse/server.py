@@ -333,20 +333,13 @@ class ServerThread:
         retry: int | None = None,
         timeout: float = 10.0,
     ) -> str:
-        """Publish from any thread; returns the event id (see :meth:`Hub.publish`)."""
+        """Publish from any thread; returns the event id (see :meth:`Hub.publish`). Works
+        with any backend, one that must await included."""
         loop = self._loop
         if loop is None or not self._started.done():
             raise RuntimeError("ServerThread is not running: call start() first")
-        result: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def publish_in_loop() -> None:
-            try:
-                result.set_result(self.hub.publish(topic, data, event=event, id=id, retry=retry))
-            except BaseException as exc:
-                result.set_exception(exc)
-
-        loop.call_soon_threadsafe(publish_in_loop)
-        return result.result(timeout)
+        published = self.hub.publish_async(topic, data, event=event, id=id, retry=retry)
+        return asyncio.run_coroutine_threadsafe(published, loop).result(timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         """Shut the server down (staged, as :meth:`Server.shutdown`) and join the thread."""
