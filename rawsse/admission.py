@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rawsse.auth import Authorizer, Grants
 from rawsse.errors import RequestError
 from rawsse.http import Query, bearer_token, cookie_value
-from rawsse.limits import Limits, client_key, stream_retry_ms
+from rawsse.limits import BACKEND_RETRY_WAIT, Limits, client_key, stream_retry_ms
 from rawsse.proxy import ProxyResolver
 
 if TYPE_CHECKING:
@@ -34,12 +34,23 @@ class Refused(RequestError):
     Attributes:
         wait: seconds until the limit allows it again, when a rate limit says so.
         retry_ms: the ``retry:`` hint for a refused event stream.
+        label: the ``rawsse_rejected_total`` reason it counts under.
     """
 
-    def __init__(self, reason: str, wait: float | None, retry_ms: int, *, close: bool) -> None:
-        super().__init__(reason, 429, close=close)
+    def __init__(
+        self,
+        reason: str,
+        wait: float | None,
+        retry_ms: int,
+        *,
+        close: bool,
+        status: int = 429,
+        label: str = "limit",
+    ) -> None:
+        super().__init__(reason, status, close=close)
         self.wait = wait
         self.retry_ms = retry_ms
+        self.label = label
 
 
 class Admission:
@@ -76,6 +87,19 @@ class Admission:
 
     def release_connection(self, key: str) -> None:
         self.limits.connections.release(key)
+
+    def backend_unavailable(self) -> Refused:
+        """The refusal of a request the backend cannot serve now (503; a stream gets
+        its ``retry:`` hint)."""
+        wait = BACKEND_RETRY_WAIT
+        return Refused(
+            "backend unavailable",
+            wait,
+            stream_retry_ms(wait, self.limits.limit_retry),
+            close=False,
+            status=503,
+            label="backend",
+        )
 
     def throttled(self, wait: float) -> Refused:
         """The refusal of a connection's first request, over the connection rate."""

@@ -122,6 +122,16 @@ DEFAULT_DEAD_PEER_TIMEOUT = 30.0
 DEFAULT_TOKEN_EXPIRY_NOTICE = 30.0
 
 
+#: Every key and channel rawsse uses in Redis begins with this.
+DEFAULT_REDIS_PREFIX = "rawsse:"
+
+#: A publish or a new stream that Redis does not serve within this is refused (503):
+#: a loopback or LAN round trip takes well under a millisecond.
+DEFAULT_REDIS_TIMEOUT = 1.0
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def _setting(default: Any, help: str, **cli: Any) -> Any:
     """A :class:`Config` field with what the CLI needs to offer it: its help, and (in
     ``cli``) a ``flag`` other than the field's name, a ``metavar``, or ``file=True`` for
@@ -258,6 +268,19 @@ class Config:
         "seconds events that follow a flush closely wait to be batched into one write "
         "(0: every loop iteration; 0.005 quadruples HTTP publish capacity, see perf/README.md)",
     )
+    redis: str | None = _setting(
+        None,
+        "Redis URL (redis://host:6379/0): order, keep and deliver events through it, "
+        "shared by every worker and server using it; needs the 'redis' extra",
+        metavar="URL",
+    )
+    redis_prefix: str = _setting(
+        DEFAULT_REDIS_PREFIX, "prefix of rawsse's Redis keys and channels", metavar="PREFIX"
+    )
+    redis_timeout: float = _setting(
+        DEFAULT_REDIS_TIMEOUT,
+        "seconds Redis may take to answer before a publish or a new stream is refused (503)",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -281,6 +304,7 @@ class Config:
             "request_timeout",
             "keepalive_timeout",
             "shutdown_timeout",
+            "redis_timeout",
         ):
             value = getattr(self, name)
             if not value > 0:
@@ -319,6 +343,10 @@ class Config:
             raise ConfigError("give jwt_secret (HS256) or jwt_public_key (RS256/ES256), not both")
         if self.subscribe_auth and self.jwt_secret is None and self.jwt_public_key is None:
             raise ConfigError("subscribe_auth needs jwt_secret or jwt_public_key")
+        if self.redis is not None and not self.redis.startswith(_REDIS_SCHEMES):
+            raise ConfigError(f"redis: {self.redis!r} is not a redis://, rediss:// or unix:// URL")
+        if not self.redis_prefix:
+            raise ConfigError("redis_prefix must not be empty")
         _check_networks(self.trusted_proxies)
         _check_origins(self.cors_origins)
 

@@ -5,6 +5,7 @@
     RawSSEError                 base of everything rawsse raises on purpose
     ├── InvalidEvent            a field the caller gave cannot be sent as SSE (API misuse,
     │                           or a publisher's bad input once HTTP maps it to 400)
+    ├── BackendUnavailable      a remote backend (Redis) cannot be reached now (HTTP 503)
     ├── ConfigError             a Config value out of range; the message names the field
     └── RequestError            the client's fault; carries the HTTP status to answer with
         └── PayloadTooLarge     a body or event over ``max_event_size`` (413)
@@ -26,6 +27,11 @@ class InvalidEvent(RawSSEError, ValueError):
     Raised for ids and event names containing CR, LF or NUL (field injection), negative
     ``retry`` values, empty topic lists and text that is not encodable as UTF-8.
     """
+
+
+class BackendUnavailable(RawSSEError):
+    """The backend cannot publish or replay now (Redis unreachable or too slow to
+    answer); nothing was published. Over HTTP: 503 with ``Retry-After``."""
 
 
 class ConfigError(RawSSEError, ValueError):

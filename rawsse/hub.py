@@ -17,17 +17,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
 from typing import cast
 
 from rawsse import __version__
 from rawsse.backends.base import Backend, Record, Replay
 from rawsse.backends.memory import MemoryBackend
 from rawsse.config import Config
-from rawsse.errors import InvalidEvent, RequestError
+from rawsse.errors import ConfigError, InvalidEvent, RequestError
 from rawsse.events import HEARTBEAT, chunk, encode_checked
 from rawsse.http import parse_topics
 from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
+from rawsse.stream import finish_with_retry
 from rawsse.subscriber import Subscriber
 
 __all__ = ["Hub", "Group", "Topic"]
@@ -83,8 +84,8 @@ class Hub:
 
     def __init__(self, config: Config | None = None, *, backend: Backend | None = None) -> None:
         self.config = config if config is not None else Config()
-        self.backend = backend if backend is not None else MemoryBackend(self.config.history)
-        self.backend.attach(self.dispatch)
+        self.backend = backend if backend is not None else backend_for(self.config)
+        self.backend.attach(self)
         #: The sequence number of the last event dispatched: replay ends there.
         self.last_seq = 0
         self.max_buffer = self.config.max_buffer
@@ -273,6 +274,17 @@ class Hub:
 
     # -- subscribing ------------------------------------------------------------
 
+    def ready(self, topics: Sequence[str], last_event_id: str | None) -> Awaitable[None] | None:
+        """``None`` when a subscriber to ``topics`` may :meth:`subscribe` now; else
+        something to await first (a remote backend starting to listen to a topic new to
+        this process). Answer the stream only then: once its head is sent, a client may
+        rely on receiving what is published next.
+
+        Raises:
+            BackendUnavailable: the backend cannot deliver now.
+        """
+        return self.backend.listen(topics, last_event_id)
+
     def subscribe(
         self, subscriber: Subscriber, last_event_id: str | None = None
     ) -> Replay | Awaitable[Replay]:
@@ -333,11 +345,31 @@ class Hub:
                 topic.groups.discard(group)
                 if not topic.groups:
                     del self._topics[topic.name]
+                    self.backend.unlisten(topic.name)
                     if topic.pending:
                         self._dirty.remove(topic)
                         topic.pending.clear()
                         if not self._dirty:
                             self._published_at.clear()
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` has subscribers here."""
+        return topic in self._topics
+
+    def end_streams(self, topics: Collection[str] | None, reason: str) -> int:
+        """End the streams reading any of ``topics`` (every stream when ``None``) with a
+        ``retry:`` drawn within ``shutdown_retry_window``, so that their clients come back
+        with their ``Last-Event-ID``, spread out; return how many."""
+        window = self.config.shutdown_retry_window
+        ended = 0
+        with self._deferring_unsubscribe():
+            for group in list(self._groups.values()):
+                if topics is not None and group.key.isdisjoint(topics):
+                    continue
+                for subscriber in (*group.plain, *group.chunked):
+                    finish_with_retry(subscriber, window, reason)
+                    ended += 1
+        return ended
 
     def count_disconnect(self, reason: str) -> None:
         """Count one ended stream under ``reason``."""
@@ -408,6 +440,24 @@ class Hub:
     def topic_count(self) -> int:
         """How many topics have subscribers."""
         return len(self._topics)
+
+
+def backend_for(config: Config) -> Backend:
+    """The backend ``config`` asks for: Redis when ``config.redis`` is set, else memory."""
+    if config.redis is None:
+        return MemoryBackend(config.history)
+    try:
+        from rawsse.backends.redis import RedisBackend
+    except ImportError as exc:
+        raise ConfigError(
+            f"--redis needs the redis extra: pip install 'rawsse[redis]' ({exc})"
+        ) from None
+    return RedisBackend(
+        config.redis,
+        history=config.history,
+        prefix=config.redis_prefix,
+        timeout=config.redis_timeout,
+    )
 
 
 def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:

@@ -132,6 +132,11 @@ class Limits:
         return self.streams.acquire(key)
 
 
+#: Seconds a client refused for want of the backend (Redis unreachable) is told to wait
+#: (plus jitter): an outage may be short, and a restarted Redis is back in about that.
+BACKEND_RETRY_WAIT = 1.0
+
+
 def retry_after_seconds(wait: float) -> int:
     """A ``Retry-After`` value (whole seconds, at least 1) for a wait in seconds."""
     return max(1, math.ceil(wait))

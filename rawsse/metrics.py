@@ -33,10 +33,12 @@ DISCONNECT_REASONS = (
     "dead_peer",
     "limit",
     "error",
+    "history_gap",
+    "backend_unavailable",
 )
 
 #: Why a stream request was refused: the label values of ``rawsse_rejected_total``.
-REJECT_REASONS = ("bad_request", "draining", "limit", "auth")
+REJECT_REASONS = ("bad_request", "draining", "limit", "auth", "backend")
 
 #: Topics beyond this many (the largest by clients are kept) are summed under the label
 #: ``topic="_other"``, so a hub with a million topics does not make a million series.

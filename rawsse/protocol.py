@@ -28,7 +28,7 @@ from rawsse.errors import RequestError
 from rawsse.exchange import CLIENT_CLOSED, Ending, Exchange, Request
 from rawsse.http import SSE_HEADERS, redact_target
 from rawsse.routes import ROUTES, Reply, Router, StreamStart, error_reply, path_label, text
-from rawsse.stream import close_stream, finish_for_shutdown, on_expiry, open_stream
+from rawsse.stream import close_stream, finish_with_retry, on_expiry, open_stream
 from rawsse.subscriber import Subscriber
 from rawsse.tcp import tune_socket
 
@@ -308,7 +308,7 @@ class HttpConnection(DeadlineProtocol):
     def finish_stream(self, window_ms: int) -> None:
         """End the stream for shutdown, telling the client when to come back."""
         if self.subscriber is not None:
-            finish_for_shutdown(self.subscriber, window_ms)
+            finish_with_retry(self.subscriber, window_ms, "shutdown")
             self._set_state(ConnState.CLOSING)
 
     # -- closing --------------------------------------------------------------------------
@@ -484,7 +484,7 @@ class RequestCycle:
             )
         except RequestError as exc:
             if isinstance(exc, Refused):
-                server.hub.metrics.rejected["limit"] += 1
+                server.hub.metrics.rejected[exc.label] += 1
             self.reply(error_reply(exc, stream=router.is_stream(request)), request)
             return
         if isinstance(outcome, Reply):

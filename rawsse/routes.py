@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rawsse.admission import Refused
+from rawsse.admission import Admission, Refused
 from rawsse.auth import AuthError, Grants, key_matches
-from rawsse.errors import InvalidEvent, RequestError
+from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
 from rawsse.events import encode_comment, encode_retry
 from rawsse.http import SSE_HEADERS, Query, bearer_token, parse_publish, parse_target, parse_topics
 from rawsse.limits import retry_after_seconds
@@ -94,6 +94,9 @@ class StreamStart:
     grants: Grants | None
     last_event_id: str | None
     stream_key: str
+    #: ``None``, or what to await before answering: the backend getting ready to
+    #: deliver the topics (:meth:`rawsse.hub.Hub.ready`).
+    ready: Awaitable[None] | None = None
 
 
 Outcome = Reply | Awaitable[Reply] | StreamStart
@@ -112,7 +115,7 @@ def error_reply(exc: RequestError, *, stream: bool = False) -> Reply:
             body = encode_comment(exc.reason) + encode_retry(exc.retry_ms)
             return Reply(200, body, EVENT_STREAM, ((b"cache-control", b"no-cache"),), True)
         retry_after = str(retry_after_seconds(exc.wait or 1.0)).encode()
-        return text(429, exc.reason, (b"retry-after", retry_after), close=exc.close)
+        return text(exc.status, exc.reason, (b"retry-after", retry_after), close=exc.close)
     if isinstance(exc, AuthError) and exc.status in (401, 403):
         return text(exc.status, exc.reason, (b"www-authenticate", exc.challenge), close=exc.close)
     return text(exc.status, exc.reason, close=exc.close)
@@ -220,9 +223,11 @@ class Router:
             )
         except InvalidEvent as exc:
             raise RequestError(str(exc)) from None
+        except BackendUnavailable:
+            raise server.admission.backend_unavailable() from None
         if isinstance(result, str):
             return _published(result)
-        return _published_later(result)
+        return _published_later(result, server.admission)
 
     def _events(
         self, request: Request, query: Query, *, client: str, trusted: bool, now: float
@@ -237,6 +242,8 @@ class Router:
         if server.draining:
             metrics.rejected["draining"] += 1
             raise RequestError("shutting down", 503, close=True)
+        if not server.hub.backend.healthy:
+            raise server.admission.backend_unavailable()
         try:
             if request.method == b"HEAD":
                 server.admission.stream_grants(request, query, topics)
@@ -259,15 +266,18 @@ class Router:
         else:
             values = query.get("lastEventID")
             last_event_id = values[0] if values else None
-        return StreamStart(topics, grants, last_event_id, key)
+        ready = server.hub.ready(topics, last_event_id)
+        return StreamStart(topics, grants, last_event_id, key, ready)
 
 
 def _published(event_id: str) -> Reply:
     return Reply(200, (event_id + "\n").encode("utf-8"))
 
 
-async def _published_later(pending: Awaitable[str]) -> Reply:
+async def _published_later(pending: Awaitable[str], admission: Admission) -> Reply:
     try:
         return _published(await pending)
     except InvalidEvent as exc:
         raise RequestError(str(exc)) from None
+    except BackendUnavailable:
+        raise admission.backend_unavailable() from None

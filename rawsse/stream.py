@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rawsse.backends.base import NOTHING, Replay
-from rawsse.events import RESERVED_EVENT_PREFIX, encode_event, encode_retry
+from rawsse.errors import BackendUnavailable
+from rawsse.events import RESERVED_EVENT_PREFIX, encode_comment, encode_event, encode_retry
+from rawsse.limits import BACKEND_RETRY_WAIT, stream_retry_ms
 from rawsse.subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ __all__ = [
     "AUTH_EXPIRING_EVENT",
     "close_stream",
     "expiry_notice",
-    "finish_for_shutdown",
+    "finish_with_retry",
     "on_expiry",
     "open_stream",
 ]
@@ -61,7 +63,8 @@ def open_stream(
 ) -> Subscriber:
     """Subscribe a stream and write its head, then (at once, or once a remote backend
     has answered) its ``retry:``, its lost notice and what it missed; live events wait
-    behind that."""
+    behind that. When the backend must first get ready for the stream's topics
+    (``start.ready``), nothing is written until it is."""
     subscriber = Subscriber(
         transport,
         start.topics,
@@ -70,17 +73,55 @@ def open_stream(
         peer=peer,
         started_at=now,
     )
-    replay = hub.subscribe(subscriber, start.last_event_id)
     first = b"" if retry is None else encode_retry(retry)
+    if start.ready is None:
+        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn)
+    else:
+        subscriber.wait(head)
+        spawn(_subscribe_when_ready(hub, subscriber, start, head, first, spawn))
+    return subscriber
+
+
+def _subscribe(
+    hub: Hub,
+    subscriber: Subscriber,
+    last_event_id: str | None,
+    head: bytes,
+    first: bytes,
+    spawn: Spawn,
+) -> None:
+    replay = hub.subscribe(subscriber, last_event_id)
     if isinstance(replay, Replay) and replay.records is NOTHING and replay.lost is None:
         subscriber.open(head, first)  # nothing to replay: live at once
-        return subscriber
+        return
     subscriber.begin(head)  # in the same step: live events are held from here on
     if isinstance(replay, Replay):
         _replay(subscriber, first, replay)
     else:
         spawn(_replay_when_read(subscriber, first, replay))
-    return subscriber
+
+
+async def _subscribe_when_ready(
+    hub: Hub, subscriber: Subscriber, start: StreamStart, head: bytes, first: bytes, spawn: Spawn
+) -> None:
+    assert start.ready is not None
+    try:
+        await start.ready
+    except BackendUnavailable as exc:
+        if subscriber.waiting:
+            logger.warning("stream for %s refused: %s", subscriber.peer, exc)
+            hub.metrics.rejected["backend"] += 1
+            subscriber.finish(_come_back_later(hub), "backend_unavailable")
+        return
+    if subscriber.waiting:  # not ended meanwhile
+        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn)
+
+
+def _come_back_later(hub: Hub) -> bytes:
+    """What a stream refused for want of the backend is sent: why, and when to retry
+    (about a second: an outage may be short)."""
+    retry_ms = stream_retry_ms(BACKEND_RETRY_WAIT, hub.config.limit_retry)
+    return encode_comment("backend unavailable") + encode_retry(retry_ms)
 
 
 def _replay(subscriber: Subscriber, first: bytes, replay: Replay) -> None:
@@ -140,8 +181,9 @@ def expiry_notice(expires_in: float) -> bytes:
     return encode_event(json.dumps(notice), event=AUTH_EXPIRING_EVENT)
 
 
-def finish_for_shutdown(subscriber: Subscriber, window_ms: int) -> None:
-    """End the stream for shutdown: tell the client when to come back (a random delay
-    within ``window_ms``, so clients do not all return at once) and close."""
+def finish_with_retry(subscriber: Subscriber, window_ms: int, reason: str) -> None:
+    """End the stream (for shutdown, or a hole a backend cannot fill): tell the client
+    when to come back (a random delay within ``window_ms``, so clients do not all
+    return at once) and close."""
     hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
-    subscriber.finish(hint, "shutdown")
+    subscriber.finish(hint, reason)

@@ -52,6 +52,24 @@ class _Dropped:
 
 _DROPPED: Any = _Dropped()
 
+
+class _Unanswered:
+    """Stands in for the transport of a stream whose answer waits for the backend (a
+    topic new to this process): nothing is written, not even the head, until the
+    backend is ready; a stream ended meanwhile gets its head with its ending."""
+
+    __slots__ = ("head",)
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
 #: Replayed events are written in pages of about this many bytes, each page as the client
 #: drains the previous ones: what a replay holds unsent is then at most the high-water
 #: mark plus one page (or one event, if larger), however long the history.
@@ -175,11 +193,22 @@ class Subscriber:
         """Send bytes meant for this subscriber alone (a notice), framed here."""
         self.send(chunk(payload) if self.chunked else payload)
 
+    def wait(self, head: bytes) -> None:
+        """Hold the response ``head`` back until :meth:`open` or :meth:`begin` (the
+        backend is getting ready to deliver this stream's topics)."""
+        self.transport = _Unanswered(head)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the head is held back (:meth:`wait`) and the stream has not ended."""
+        return self.transport.__class__ is _Unanswered
+
     def open(self, head: bytes, first: bytes) -> None:
         """Begin a stream with nothing to replay: write the response head and ``first``
         (a ``retry:``, unframed, or nothing); the subscriber is live at once."""
         if first and self.chunked:
             first = chunk(first)
+        self.transport = self._real_transport
         self._real_transport.write(head + first)
 
     def begin(self, head: bytes) -> None:
@@ -258,11 +287,13 @@ class Subscriber:
         """End the stream cleanly: write ``trailer`` (e.g. a ``retry:`` hint), the
         terminating chunk when chunked, and close once the buffer has drained."""
         self.end(reason)
+        unanswered = self.transport
+        head = unanswered.head if isinstance(unanswered, _Unanswered) else b""
         transport = self._real_transport
         self.transport = _DROPPED
         if not transport.is_closing():
             if self.chunked:
                 trailer = (chunk(trailer) if trailer else b"") + CHUNKED_END
-            if trailer:
-                transport.write(trailer)
+            if head or trailer:
+                transport.write(head + trailer)
             transport.close()

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -82,20 +82,35 @@ async def running_server(
     config: Config | None = None, *, hub: Hub | None = None, demo_page: bytes | None = None
 ) -> AsyncIterator[Server]:
     """A started server; on exit, shuts it down and checks nothing was left behind."""
+    async with running_servers([(config or make_config(), hub)], demo_page=demo_page) as servers:
+        yield servers[0]
+
+
+@contextlib.asynccontextmanager
+async def running_servers(
+    setups: Sequence[tuple[Config, Hub | None]], *, demo_page: bytes | None = None
+) -> AsyncIterator[list[Server]]:
+    """Started servers, one per ``(config, hub)``; on exit, shuts them all down and
+    checks that together they left nothing behind."""
     loop = asyncio.get_running_loop()
     errors: list[dict[str, Any]] = []
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    server = Server(hub, config or make_config(), demo_page=demo_page)
-    await server.start()
+    servers: list[Server] = []
     try:
-        yield server
+        for config, hub in setups:
+            server = Server(hub, config, demo_page=demo_page)
+            await server.start()
+            servers.append(server)
+        yield servers
     finally:
-        await server.shutdown(timeout=scaled(5))
+        for server in servers:
+            await server.shutdown(timeout=scaled(5))
         loop.set_exception_handler(previous)
-    assert server.hub.subscriber_count == 0
-    assert not server.hub.paused
-    assert server.connection_count == 0
+    for server in servers:
+        assert server.hub.subscriber_count == 0
+        assert not server.hub.paused
+        assert server.connection_count == 0
     leftover = [t for t in asyncio.all_tasks() if _started_by_rawsse(t)]
     assert not leftover, f"tasks left behind: {leftover}"
     assert not errors, f"exceptions reached the loop's handler: {errors}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Collection
 from typing import Any
 
+from rawsse.backends.base import Record
 from tests.client import get
 
 
@@ -70,3 +72,16 @@ async def never_reading_stream(port: int, path: str) -> socket.socket:
     sock = await quiet_socket(port)
     await asyncio.get_running_loop().sock_sendall(sock, get(path))
     return sock
+
+
+class NullHub:
+    """A hub for a backend tested on its own: delivers nowhere, has no streams."""
+
+    def dispatch(self, record: Record) -> None:
+        pass
+
+    def end_streams(self, topics: Collection[str] | None, reason: str) -> int:
+        return 0
+
+    def has_topic(self, topic: str) -> bool:
+        return False

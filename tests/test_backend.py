@@ -12,6 +12,7 @@ from rawsse.config import Config
 from rawsse.errors import InvalidEvent, PayloadTooLarge
 from rawsse.events import encode_parts
 from rawsse.hub import Hub
+from tests.fakes import NullHub
 from tests.sse_parser import parse
 
 
@@ -19,7 +20,7 @@ def append(
     backend: MemoryBackend, topics: tuple[str, ...], data: str, *, id: str | None = None
 ) -> Record:
     """Publish straight to the backend, as the hub does (delivering nowhere)."""
-    backend.attach(lambda record: None)
+    backend.attach(NullHub())
     return backend.publish(topics, encode_parts(data), id=id)
 
 

@@ -17,14 +17,29 @@ Backends know nothing about HTTP or subscribers.
 
 from __future__ import annotations
 
+import heapq
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import Protocol
 
 from rawsse.events import RESERVED_EVENT_PREFIX, EventParts, encode_event
 
-__all__ = ["LOST_EVENT", "NOTHING", "Backend", "Record", "Replay", "lost_notice", "nothing"]
+__all__ = [
+    "LOST_EVENT",
+    "NOTHING",
+    "OWN_ID",
+    "Backend",
+    "HubLink",
+    "Record",
+    "Replay",
+    "lost_notice",
+    "merge_records",
+    "nothing",
+]
 
 #: Name of the event that tells a client its reconnection skipped events we no longer
 #: have (or cannot place). Its data is a JSON object: ``reason`` (``expired``: older than
@@ -32,6 +47,11 @@ __all__ = ["LOST_EVENT", "NOTHING", "Backend", "Record", "Replay", "lost_notice"
 #: know), ``last_event_id`` (what the client sent) and ``resume_id`` (the id the client
 #: is positioned at from now on, also the event's own ``id`` field).
 LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
+
+
+#: The shape of the ids backends assign (``EPOCH-SEQ``), reserved for them: a publisher
+#: may not choose one.
+OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 
 class Record:
@@ -76,6 +96,43 @@ def lost_notice(reason: str, last_event_id: str, resume_id: str) -> bytes:
     return encode_event(payload, event=LOST_EVENT, id=resume_id)
 
 
+def merge_records(kept: Sequence[Sequence[Record]]) -> Iterator[Record]:
+    """Records of several topics (each list in order) in one order, each once (an event
+    on several topics is in several lists)."""
+    if not kept:
+        return nothing()
+    if len(kept) == 1:
+        return iter(kept[0])
+    return _once_each(heapq.merge(*kept, key=_SEQ))
+
+
+_SEQ = attrgetter("seq")
+
+
+def _once_each(records: Iterable[Record]) -> Iterator[Record]:
+    last = -1
+    for record in records:
+        if record.seq != last:
+            last = record.seq
+            yield record
+
+
+class HubLink(Protocol):
+    """What a backend may ask of the hub it is attached to."""
+
+    def dispatch(self, record: Record) -> None:
+        """Deliver ``record`` to the local subscribers of its topics."""
+
+    def end_streams(self, topics: Collection[str] | None, reason: str) -> int:
+        """End the local streams reading any of ``topics`` (all when ``None``), telling
+        each client to reconnect soon; return how many. A backend does this when it
+        cannot fill a hole in what it delivered: the client's reconnection with its
+        ``Last-Event-ID`` then gets the ``rawsse-lost`` notice and what is kept."""
+
+    def has_topic(self, topic: str) -> bool:
+        """Whether ``topic`` has local subscribers."""
+
+
 def _not_attached(record: Record) -> None:
     raise RuntimeError("backend not attached to a hub")
 
@@ -97,9 +154,24 @@ class Backend(ABC):
     def __init__(self) -> None:
         self.deliver: Callable[[Record], None] = _not_attached
 
-    def attach(self, deliver: Callable[[Record], None]) -> None:
-        """Hand every ordered event to ``deliver`` (the hub's ``dispatch``) from now on."""
-        self.deliver = deliver
+    def attach(self, hub: HubLink) -> None:
+        """Hand every ordered event to ``hub.dispatch`` from now on."""
+        self.hub = hub
+        self.deliver = hub.dispatch
+
+    def listen(self, topics: Sequence[str], last_event_id: str | None) -> Awaitable[None] | None:
+        """Get ready to deliver ``topics`` to a new local subscriber that last saw
+        ``last_event_id``: ``None`` when it may join now, else something to await
+        first (a remote backend subscribing to the topics and placing itself in the
+        order, so that the subscriber's replay and live stream meet without a hole).
+
+        Raises:
+            BackendUnavailable: the backend cannot deliver now.
+        """
+        return None
+
+    def unlisten(self, topic: str) -> None:  # noqa: B027 - optional hook
+        """``topic`` has no local subscribers any more."""
 
     @property
     def healthy(self) -> bool:

@@ -8,22 +8,28 @@ another epoch rather than being replayed the wrong events.
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import re
 import secrets
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from operator import attrgetter
 
-from rawsse.backends.base import LOST_EVENT, Backend, Record, Replay, lost_notice, nothing
+from rawsse.backends.base import (
+    LOST_EVENT,
+    OWN_ID,
+    Backend,
+    Record,
+    Replay,
+    lost_notice,
+    merge_records,
+    nothing,
+)
 from rawsse.errors import InvalidEvent
 from rawsse.events import EventParts
 
 __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
-
-_OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 
 class MemoryBackend(Backend):
@@ -64,7 +70,7 @@ class MemoryBackend(Backend):
         """
         seq = self.last_seq + 1
         if id is not None:
-            if _OWN_ID.fullmatch(id):
+            if OWN_ID.fullmatch(id):
                 raise InvalidEvent(f"ids shaped like {self.make_id(1)!r} are reserved for the hub")
             if id in self._by_user_id:
                 raise InvalidEvent(f"id {id!r} is already in the history")
@@ -124,7 +130,7 @@ class MemoryBackend(Backend):
         record = self._by_user_id.get(last_event_id)
         if record is not None:
             return record.seq, None
-        own = _OWN_ID.fullmatch(last_event_id)
+        own = OWN_ID.fullmatch(last_event_id)
         if own is None:
             return self.last_seq, "unknown"
         if own.group(1) != self.epoch:
@@ -143,24 +149,10 @@ class MemoryBackend(Backend):
             if history and history[-1].seq > after:
                 records = list(history)
                 kept.append(records[bisect_right(records, after, key=_SEQ) :])
-        if not kept:
-            return nothing()
-        if len(kept) == 1:
-            return iter(kept[0])
-        return _once_each(heapq.merge(*kept, key=_SEQ))
+        return merge_records(kept)
 
     def _lost(self, reason: str, last_event_id: str, resume_seq: int) -> bytes:
         return lost_notice(reason, last_event_id, self.make_id(resume_seq))
 
 
 _SEQ = attrgetter("seq")
-
-
-def _once_each(records: Iterable[Record]) -> Iterator[Record]:
-    """``records`` in order without repeats (an event on several topics is merged in
-    once per topic)."""
-    last = -1
-    for record in records:
-        if record.seq != last:
-            last = record.seq
-            yield record

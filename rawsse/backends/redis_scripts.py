@@ -1,0 +1,116 @@
+"""The Lua scripts the Redis backend runs. Each runs atomically in Redis, which is what
+makes an event's id, its place in every topic's history and its live delivery one step:
+no reader can see one without the others.
+
+Key and value layout: :mod:`rawsse.backends.redis_wire`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MARK", "PUBLISH", "READ"]
+
+#: Order, store and publish one event.
+#:
+#: KEYS: counter, epoch, ids, trimmed, then one stream per topic.
+#: ARGV: epoch candidate, history, ids kept, publisher's id ('' for none), body, then
+#: topic and channel for each topic.
+#: Returns ``{epoch, seq}``; ``seq`` is 0 when the publisher's id is already kept.
+#:
+#: A topic's stream is trimmed exactly to ``history`` entries, and the highest sequence
+#: number trimmed is recorded per topic: Redis does not record it (trimming leaves
+#: ``max-deleted-entry-id`` at 0-0), and replay must know precisely whether a client
+#: missed events that are gone.
+PUBLISH = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+local uid = ARGV[4]
+if uid ~= '' and redis.call('ZSCORE', KEYS[3], uid) then
+  return {epoch, 0}
+end
+local seq = redis.call('INCR', KEYS[1])
+if uid ~= '' then
+  redis.call('ZADD', KEYS[3], seq, uid)
+  local extra = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[3])
+  if extra > 0 then
+    redis.call('ZPOPMIN', KEYS[3], extra)
+  end
+end
+local history = tonumber(ARGV[2])
+local message = epoch .. ' ' .. seq .. ' ' .. ARGV[5]
+for i = 5, #KEYS do
+  local topic = ARGV[6 + (i - 5) * 2]
+  local channel = ARGV[7 + (i - 5) * 2]
+  if history > 0 then
+    local length = redis.call('XLEN', KEYS[i])
+    if length >= history then
+      local old = redis.call('XRANGE', KEYS[i], '-', '+', 'COUNT', length - history + 1)
+      local last = string.match(old[#old][1], '^(%d+)')
+      redis.call('HSET', KEYS[4], topic, last)
+      redis.call('XTRIM', KEYS[i], 'MINID', tostring(tonumber(last) + 1) .. '-0')
+    end
+    redis.call('XADD', KEYS[i], seq .. '-0', 'e', ARGV[5])
+  else
+    redis.call('HSET', KEYS[4], topic, seq)
+  end
+  redis.call('PUBLISH', channel, message)
+end
+return {epoch, seq}
+"""
+
+#: Read what a client (or a process catching up) missed on some topics.
+#:
+#: KEYS: trimmed, ids, then one stream per topic.
+#: ARGV: publisher's id to resolve ('' when ``after`` is given), after, upto, then the
+#: topics.
+#: Returns ``{after, {trimmed per topic}, {entries per topic}}``; ``after`` is -1 when
+#: the publisher's id is not kept. Entries are those with ``after < seq <= upto``.
+READ = """
+local after = tonumber(ARGV[2])
+if ARGV[1] ~= '' then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+  if not score then
+    return {-1, {}, {}}
+  end
+  after = tonumber(score)
+end
+local trimmed = {}
+local entries = {}
+for i = 3, #KEYS do
+  trimmed[i - 2] = tonumber(redis.call('HGET', KEYS[1], ARGV[i + 1]) or '0')
+  if tonumber(ARGV[3]) > after then
+    entries[i - 2] = redis.call('XRANGE', KEYS[i], '(' .. after .. '-0', ARGV[3] .. '-0')
+  else
+    entries[i - 2] = {}
+  end
+end
+return {after, trimmed, entries}
+"""
+
+#: Place a process in the order: publish, on its own channel, the counter's value now.
+#: Everything published before it reached the process's channels before the mark does;
+#: everything after has a higher number.
+#:
+#: KEYS: counter, epoch.
+#: ARGV: epoch candidate, the process's channel, a token, the process's epoch, the
+#: highest number it delivered.
+#: Returns ``{epoch, counter}``. If the counter is behind what the process delivered in
+#: the same epoch (Redis came back from a snapshot or an append-only file that missed
+#: the last writes), it is moved forward, so that no id is ever given twice.
+MARK = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[5])
+if epoch == ARGV[4] and counter < floor then
+  counter = floor
+  redis.call('SET', KEYS[1], counter)
+end
+redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. counter .. ' ' .. ARGV[3])
+return {epoch, counter}
+"""

@@ -1,0 +1,109 @@
+"""How the Redis backend lays events out in Redis: key names, and the bytes of an event
+in a stream entry and in a Pub/Sub message. No I/O here.
+
+An event is stored once per topic as a stream entry whose id is ``SEQ-0`` (``SEQ`` from
+the one global counter) and whose one field ``e`` is the event's *body*:
+
+    b"<len(uid)> <len(before)> <len(after)>\\n" uid before after topic\\ntopic...
+
+``before`` and ``after`` are the event encoded but for its id
+(:class:`rawsse.events.EventParts`), so a receiving process adds the id and has the
+final bytes in one operation, without decoding or re-encoding the data. ``uid`` is the
+publisher's id, or empty for the assigned ``EPOCH-SEQ``. The topics travel with the
+event, so that a process that reads it from one topic's channel delivers it to the
+subscribers of all of them, once.
+
+A Pub/Sub message is ``EPOCH SEQ BODY``: a receiver learns from it both the event's
+place in the order and whether Redis still has the history its ids refer to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rawsse.backends.base import Record
+from rawsse.events import EventParts
+
+__all__ = ["Keys", "encode_body", "decode_body", "decode_message", "record_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The names of what one hub keeps in Redis, all under ``prefix``.
+
+    Several hubs can share a Redis under different prefixes; servers that should share
+    events must use the same one.
+    """
+
+    prefix: str = "rawsse:"
+
+    @property
+    def counter(self) -> str:
+        """The global sequence counter (``INCR`` once per event)."""
+        return self.prefix + "seq"
+
+    @property
+    def epoch(self) -> str:
+        """Eight hex digits, set once if absent: a new value means the history is lost."""
+        return self.prefix + "epoch"
+
+    @property
+    def ids(self) -> str:
+        """Sorted set of publisher-chosen ids, scored by their sequence numbers."""
+        return self.prefix + "ids"
+
+    @property
+    def trimmed(self) -> str:
+        """Hash: topic → the highest sequence number trimmed from its stream."""
+        return self.prefix + "trimmed"
+
+    def stream(self, topic: str) -> str:
+        """The stream holding ``topic``'s history."""
+        return self.prefix + "s:" + topic
+
+    def channel(self, topic: str) -> str:
+        """The Pub/Sub channel carrying ``topic``'s live events."""
+        return self.prefix + "c:" + topic
+
+    def topic_of(self, channel: str) -> str:
+        """The topic a channel carries (inverse of :meth:`channel`)."""
+        return channel[len(self.prefix) + 2 :]
+
+    def marks(self, token: str) -> str:
+        """One process's own channel, for the marks that place it in the order."""
+        return self.prefix + "m:" + token
+
+
+def encode_body(topics: tuple[str, ...], parts: EventParts, uid: str | None) -> bytes:
+    """The event's body, as stored and published (see the module's docstring)."""
+    uid_bytes = b"" if uid is None else uid.encode("utf-8")
+    before, after = parts.before_id, parts.after_id
+    head = b"%d %d %d\n" % (len(uid_bytes), len(before), len(after))
+    return b"".join((head, uid_bytes, before, after, "\n".join(topics).encode("utf-8")))
+
+
+def decode_body(body: bytes) -> tuple[str | None, tuple[str, ...], EventParts]:
+    """The publisher's id (or ``None``), the topics and the parts of a body."""
+    newline = body.index(b"\n")
+    uid_length, before_length, after_length = map(int, body[:newline].split())
+    start = newline + 1
+    uid_end = start + uid_length
+    before_end = uid_end + before_length
+    after_end = before_end + after_length
+    uid = body[start:uid_end].decode("utf-8") if uid_length else None
+    parts = EventParts(body[uid_end:before_end], body[before_end:after_end])
+    topics = tuple(body[after_end:].decode("utf-8").split("\n"))
+    return uid, topics, parts
+
+
+def record_of(epoch: str, seq: int, body: bytes) -> Record:
+    """The record of a stored or published event: its id and final bytes."""
+    uid, topics, parts = decode_body(body)
+    wire_id = f"{epoch}-{seq}" if uid is None else uid
+    return Record(seq, wire_id, topics, parts.frame(wire_id))
+
+
+def decode_message(message: bytes) -> tuple[str, int, bytes]:
+    """``(epoch, seq, body)`` of a Pub/Sub message."""
+    epoch, seq, body = message.split(b" ", 2)
+    return epoch.decode("ascii"), int(seq), body
