@@ -15,8 +15,9 @@ def raise_file_limit() -> int:
     return hard
 
 
-def pinned(command: list[str], cpu: int | None) -> list[str]:
-    """``command`` run under ``taskset -c cpu`` when taskset exists and cpu is given."""
+def pinned(command: list[str], cpu: int | str | None) -> list[str]:
+    """``command`` run under ``taskset -c cpu`` (a CPU or a list such as ``0,1``) when
+    taskset exists and cpu is given."""
     if cpu is None or shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         return command
     return ["taskset", "-c", str(cpu), *command]

@@ -66,6 +66,8 @@ class Target:
     publish_headers: list[str] = field(default_factory=list)
     port: int | None = None  # fixed port for servers that print nothing
     cleanup: list[Path] = field(default_factory=list)
+    cpus: str = "0"  # where the server runs (the load generator has CPU 1)
+    companions: dict[str, int] = field(default_factory=dict)  # other processes to measure
 
 
 def _read_until(process: subprocess.Popen[str], prefix: str, timeout: float) -> str:
@@ -90,13 +92,22 @@ def _wait_listening(port: int, timeout: float) -> None:
     raise TimeoutError(f"nothing listening on {port}")
 
 
-def _worker(pid: int) -> int:
-    """The process doing the work: nginx's single worker, else ``pid`` itself."""
+def _workers(pid: int) -> list[int]:
+    """The processes doing the work: nginx's worker or rawsse's ``--workers`` (the
+    children), else ``pid`` itself."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return pid
-    return int(children[0]) if len(children) == 1 else pid
+        return [pid]
+    return [int(child) for child in children] or [pid]
+
+
+def _cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def _rss(pids: list[int]) -> int:
+    return sum(rss_bytes(pid) for pid in pids)
 
 
 def _percentile(hist: list[list[int]], total: int, fraction: float) -> float:
@@ -144,7 +155,7 @@ def run(
                     else []
                 ),
             ],
-            0,
+            target.cpus,
         ),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -159,8 +170,8 @@ def run(
             port = target.port
             _wait_listening(port, 30)
         time.sleep(0.2)
-        measured = _worker(server.pid)
-        rss_empty = rss_bytes(measured)
+        measured = _workers(server.pid)
+        rss_empty = _rss(measured)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "clients.json"
             if binary is not None:
@@ -200,7 +211,7 @@ def run(
             if "connected" not in line:
                 raise RuntimeError(f"load generator: {line.strip()}")
             time.sleep(0.5)  # let the server settle (and count its subscribers)
-            rss_idle = rss_bytes(measured)
+            rss_idle = _rss(measured)
             figures: dict[str, object] = {
                 "server": target.name,
                 "producer": target.producer,
@@ -210,7 +221,8 @@ def run(
             }
             if hold:
                 return figures
-            cpu_start = cpu_seconds(measured)
+            cpu_start = _cpu(measured)
+            companions_start = {name: cpu_seconds(p) for name, p in target.companions.items()}
             wall_start = time.monotonic()
             if target.producer == "inproc":
                 _read_until(server, "producing", 60)
@@ -242,9 +254,12 @@ def run(
                 )
                 published = int(_read_until(publisher, "published", duration + 60).split()[1])
                 publisher.wait(30)
-            server_cpu = cpu_seconds(measured) - cpu_start
+            server_cpu = _cpu(measured) - cpu_start
             wall = time.monotonic() - wall_start
-            rss_end = rss_bytes(measured)
+            for name, pid in target.companions.items():
+                used = cpu_seconds(pid) - companions_start[name]
+                figures[f"{name}_cpu_share"] = used / wall
+            rss_end = _rss(measured)
             generator.wait(duration + 60)
             result = json.loads(out.read_text())
     finally:
@@ -285,6 +300,7 @@ def run(
             "p999_ms": _percentile(hist, received, 0.999),
             "max_ms": hist[-1][0] / 1000 if hist else float("nan"),
             "server_cpu_share": server_cpu / wall,
+            "server_processes": len(measured),
             "server_rss_end_mib": rss_end / 2**20,
             "generator_cpu_share": generator_share,
             "generator": "c" if binary is not None else "python",

@@ -144,16 +144,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_FORMAT", "text"),
         help="'json' writes one JSON object per line, for log shippers (default %(default)s)",
     )
+    add(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", 1)),
+        help="processes serving the port (SO_REUSEPORT), sharing events through --redis; "
+        "worker i serves metrics on --metrics-port + i (default %(default)s)",
+    )
     add("--version", action="version", version=f"rawsse {__version__}")
     return parser
 
 
 def banner(
-    url: str, key: str, generated: bool, demo: bool, loop_name: str, subscribe_auth: bool = False
+    url: str,
+    key: str,
+    generated: bool,
+    demo: bool,
+    loop_name: str,
+    subscribe_auth: bool = False,
+    workers: str | None = None,
 ) -> str:
     """What a person starting the hub needs: where to look and how to publish."""
     auth = shlex.quote(f"Authorization: Bearer {key}")
     lines = [f"rawsse {__version__} listening on {url} ({loop_name})"]
+    if workers is not None:
+        lines.append(f"  workers:     {workers}")
     if demo:
         lines.append(f"  demo page:   {url}/")
     topic = "demo" if demo else "news"
@@ -236,25 +251,76 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rawsse.auth import Authorizer
 
             Authorizer(config)  # a bad key or a missing PyJWT is a usage error, now
+        if config.redis is not None:
+            import rawsse.backends.redis  # noqa: F401 - a missing extra is a usage error
         new_loop = loop_factory(args.loop)
     except (ConfigError, ImportError) as exc:
         parser.error(str(exc))
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1 and config.redis is None:
+        print(
+            "rawsse: error: --workers needs --redis: separate processes share events only "
+            "through Redis",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers > 1 and config.port == 0:
+        print("rawsse: error: --workers needs a fixed --port, not 0", file=sys.stderr)
+        return 2
     configure(args.log_level, args.log_format)
     from rawsse.demo import demo_page, demo_producer, stats_producer
     from rawsse.server import Server, run
 
     loop_name = new_loop.__module__.split(".")[0]
+    workers = args.workers
 
-    def on_start(server: Server) -> None:
-        if demo:
-            server.spawn(demo_producer(server.hub), name="demo-producer")
-            server.spawn(stats_producer(server.hub), name="stats-producer")
-        print(
-            banner(server.url, key, generated, demo, loop_name, config.subscribe_auth),
-            flush=True,
+    def serve(index: int) -> int:
+        worker_config = config
+        if config.metrics_port:
+            worker_config = config.replace(metrics_port=config.metrics_port + index)
+
+        def on_start(server: Server) -> None:
+            if index > 0:
+                return  # one demo producer and one banner, from the first worker
+            if demo:
+                server.spawn(demo_producer(server.hub), name="demo-producer")
+                server.spawn(stats_producer(server.hub), name="stats-producer")
+            print(
+                banner(
+                    server.url,
+                    key,
+                    generated,
+                    demo,
+                    loop_name,
+                    config.subscribe_auth,
+                    _workers_line(workers, config.metrics_port),
+                ),
+                flush=True,
+            )
+
+        return run(
+            worker_config,
+            loop=args.loop,
+            demo_page=demo_page() if demo else None,
+            on_start=on_start,
+            reuse_port=workers > 1,
         )
 
-    return run(config, loop=args.loop, demo_page=demo_page() if demo else None, on_start=on_start)
+    if workers == 1:
+        return serve(0)
+    from rawsse.workers import supervise
+
+    return supervise(workers, serve, shutdown_timeout=config.shutdown_timeout)
+
+
+def _workers_line(workers: int, metrics_port: int | None) -> str | None:
+    if workers == 1:
+        return None
+    line = f"{workers} processes sharing events through Redis"
+    if metrics_port:
+        line += f"; metrics of worker i on port {metrics_port}+i"
+    return line
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from importlib import resources
 
+from rawsse.errors import BackendUnavailable
 from rawsse.hub import Hub
 
 __all__ = ["DEMO_TOPIC", "STATS_TOPIC", "demo_page", "demo_producer", "stats_producer"]
@@ -32,9 +34,9 @@ async def demo_producer(hub: Hub, *, topic: str = DEMO_TOPIC, interval: float = 
     n = 0
     while True:
         n += 1
-        hub.publish(
-            topic, json.dumps({"n": n, "sent_ms": round(time.time() * 1000, 3)}), event="tick"
-        )
+        data = json.dumps({"n": n, "sent_ms": round(time.time() * 1000, 3)})
+        with contextlib.suppress(BackendUnavailable):  # Redis away: skip this tick
+            await hub.publish_async(topic, data, event="tick")
         await asyncio.sleep(interval)
 
 
@@ -55,4 +57,5 @@ async def stats_producer(hub: Hub, *, topic: str = STATS_TOPIC, interval: float 
             "deliveries_per_s": round((now[2] - before[2]) / elapsed, 1),
         }
         before = now
-        hub.publish(topic, json.dumps(stats), event="stats")
+        with contextlib.suppress(BackendUnavailable):
+            await hub.publish_async(topic, json.dumps(stats), event="stats")

@@ -170,10 +170,13 @@ class Metrics:
         return ("\n".join(out) + "\n").encode("utf-8")
 
     def _process_families(self, gauges: Gauges) -> list[_Family]:
-        info = f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}"}} 1'
+        info = (
+            f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}",'
+            f'pid="{os.getpid()}"}} 1'
+        )
         started = _number(round(self.started_at, 3))
         return [
-            ("rawsse_info", "gauge", "Version and event loop of this process.", [info]),
+            ("rawsse_info", "gauge", "Version, event loop and PID of this process.", [info]),
             (
                 "process_resident_memory_bytes",
                 "gauge",

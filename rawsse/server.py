@@ -50,6 +50,8 @@ class Server:
         hub: the hub to serve; a new ``Hub(config)`` when omitted.
         config: the server's settings; ``hub.config`` when omitted (or defaults).
         demo_page: HTML served at ``/``; ``None`` answers 404 there.
+        reuse_port: bind with ``SO_REUSEPORT``, so that several processes serve the
+            same port (``--workers``).
     """
 
     def __init__(
@@ -58,12 +60,14 @@ class Server:
         config: Config | None = None,
         *,
         demo_page: bytes | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if config is None:
             config = hub.config if hub is not None else Config()
         self.config = config
         self.hub = hub if hub is not None else Hub(config)
         self._state = ServerState(config, self.hub, demo_page)
+        self._reuse_port = reuse_port
         self._listener: asyncio.Server | None = None
         self._metrics_listener: asyncio.Server | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -86,6 +90,7 @@ class Server:
             self.config.host,
             self.config.port,
             reuse_address=True,
+            reuse_port=self._reuse_port or None,
             backlog=4096,
         )
         if separate_metrics:
@@ -370,6 +375,7 @@ def run(
     hub: Hub | None = None,
     demo_page: bytes | None = None,
     on_start: Callable[[Server], None] | None = None,
+    reuse_port: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then shut down gracefully; return the exit status.
 
@@ -383,10 +389,11 @@ def run(
         demo_page: HTML served at ``/``.
         on_start: ``callable(server)`` run once listening (the CLI prints its banner and
             spawns the demo producer there).
+        reuse_port: bind with ``SO_REUSEPORT`` (one of several workers).
     """
     event_loop = loop_factory(loop)()
     asyncio.set_event_loop(event_loop)
-    server = Server(hub, config, demo_page=demo_page)
+    server = Server(hub, config, demo_page=demo_page, reuse_port=reuse_port)
     signals = (signal.SIGINT, signal.SIGTERM)
 
     def on_signal(signum: int) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -56,6 +56,15 @@ def require_program(name: str) -> str:
             pytest.fail(f"{name} is required (RAWSSE_REQUIRE_EXTERNAL=1) but not installed")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+@pytest.fixture
+def redis(tmp_path: Any) -> Iterator[Any]:
+    """A real redis-server (with its append-only file) for one test."""
+    from tests.redis_server import redis_server
+
+    with redis_server(tmp_path) as server:
+        yield server
 
 
 #: Settings for tests: the defaults, with a publish key and short timers.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,3 +103,30 @@ def test_example_embed_thread() -> None:
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_example_embed_redis_from_asyncio_and_a_thread(redis: Any) -> None:
+    """Two embedding programs, one asyncio and one with a background-thread server, on
+    one real Redis: each serves what both publish, with ids from Redis's epoch."""
+    if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
+        pytest.importorskip("redis", reason="the redis extra is not installed")
+    common = ("--redis", redis.url, "--count", "300", "--interval", "0.02")
+    in_asyncio, url = run_example("embed_redis.py", *common)
+    in_thread, _ = run_example("embed_redis.py", "--thread", *common)
+    try:
+        events = read_events(f"{url}/events?topic=jobs", 40)
+        assert all(kind == "progress" for kind, _ in events)
+        publishers = {json.loads(data)["by"].split("-")[0] for _, data in events}
+        assert publishers == {"asyncio", "thread"}
+        epoch = redis.command("GET", "rawsse:epoch").split(b"\r\n")[1].decode()
+        assert in_asyncio.wait(scaled(30)) == 0
+        assert in_thread.wait(scaled(30)) == 0
+        for process in (in_asyncio, in_thread):
+            out, _ = process.communicate()
+            ids = re.findall(r"published (\S+)", out)
+            assert ids and all(i.startswith(epoch + "-") for i in ids)
+    finally:
+        for process in (in_asyncio, in_thread):
+            if process.poll() is None:
+                process.kill()
+            process.communicate()

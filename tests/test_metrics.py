@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 
@@ -115,7 +116,8 @@ async def test_metrics_after_a_scripted_scenario() -> None:
     assert value(live, "rawsse_history_events") == 6 + 3 + published_to_s
     assert value(live, "rawsse_backend_up") == 1
     assert value(live, "rawsse_draining") == 0
-    assert value(live, "rawsse_info", version=__version__, loop=value_loop(live)) == 1
+    info = {"version": __version__, "loop": value_loop(live), "pid": str(os.getpid())}
+    assert value(live, "rawsse_info", **info) == 1
     assert abs(value(live, "process_start_time_seconds") - time.time()) < 3600
     assert value(live, "process_resident_memory_bytes") > 1024 * 1024
 

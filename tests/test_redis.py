@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,6 @@ if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
 from rawsse.backends.redis import RedisBackend
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 def redis_hub(redis: RedisServer, config: Config | None = None, **options: Any) -> Hub:
