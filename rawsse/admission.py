@@ -88,12 +88,12 @@ class Admission:
     def release_connection(self, key: str) -> None:
         self.limits.connections.release(key)
 
-    def backend_unavailable(self) -> Refused:
+    def backend_unavailable(self, reason: str = "backend unavailable") -> Refused:
         """The refusal of a request the backend cannot serve now (503; a stream gets
         its ``retry:`` hint)."""
         wait = BACKEND_RETRY_WAIT
         return Refused(
-            "backend unavailable",
+            reason,
             wait,
             stream_retry_ms(wait, self.limits.limit_retry),
             close=False,

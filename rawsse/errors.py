@@ -30,8 +30,14 @@ class InvalidEvent(RawSSEError, ValueError):
 
 
 class BackendUnavailable(RawSSEError):
-    """The backend cannot publish or replay now (Redis unreachable or too slow to
-    answer); nothing was published. Over HTTP: 503 with ``Retry-After``."""
+    """The backend cannot publish or replay now. Over HTTP: 503 with ``Retry-After``
+    and the reason.
+
+    When Redis could not be reached, nothing was published. When it was sent but not
+    answered in time (the reason says "may still be published"), Redis may still run
+    it once it resumes: a publisher that retries should give the event an id of its
+    own, which Redis refuses the second time.
+    """
 
 
 class ConfigError(RawSSEError, ValueError):

@@ -223,8 +223,8 @@ class Router:
             )
         except InvalidEvent as exc:
             raise RequestError(str(exc)) from None
-        except BackendUnavailable:
-            raise server.admission.backend_unavailable() from None
+        except BackendUnavailable as exc:
+            raise server.admission.backend_unavailable(str(exc)) from None
         if isinstance(result, str):
             return _published(result)
         return _published_later(result, server.admission)
@@ -279,5 +279,5 @@ async def _published_later(pending: Awaitable[str], admission: Admission) -> Rep
         return _published(await pending)
     except InvalidEvent as exc:
         raise RequestError(str(exc)) from None
-    except BackendUnavailable:
-        raise admission.backend_unavailable() from None
+    except BackendUnavailable as exc:
+        raise admission.backend_unavailable(str(exc)) from None

@@ -9,6 +9,7 @@ import contextlib
 from dataclasses import dataclass
 
 import h11
+import httpx
 
 from tests.conftest import scaled
 
@@ -106,3 +107,13 @@ async def raw_stream(
     while b"\r\n\r\n" not in head:
         head += await conn.read_some()
     return conn, head
+
+
+async def metric_at(url: str, name: str) -> float:
+    """One sample of ``/metrics`` at ``url`` (``name`` with its labels, as exposed)."""
+    async with httpx.AsyncClient(timeout=scaled(5)) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in {url}/metrics")

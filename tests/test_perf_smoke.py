@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import scaled
+from tests.conftest import require_program, scaled
 
 PERF = Path(__file__).resolve().parent.parent / "perf"
 
@@ -27,11 +27,15 @@ def perf(script: str, tmp_path: Path, *args: str) -> tuple[Any, str]:
 
 
 def assert_complete(figures: dict[str, Any], clients: int, events: int) -> None:
+    assert_delivered(figures, clients, events)
+    assert figures["rss_per_subscriber_kib"] > 0
+
+
+def assert_delivered(figures: dict[str, Any], clients: int, events: int) -> None:
     assert figures["events_published"] == events
     assert figures["deliveries"] == figures["deliveries_expected"] == clients * events
     assert figures["delivered_share"] == 1.0
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
-    assert figures["rss_per_subscriber_kib"] > 0
 
 
 def test_fanout_in_process_and_over_http(tmp_path: Path) -> None:
@@ -91,3 +95,23 @@ def test_scale_memory_slow_readers_and_publish(tmp_path: Path) -> None:
     report, _ = perf("publish", tmp_path, "--subscribers", "3", "--duration", "1")
     for r in report.values():
         assert r["accepted_per_s"] > 0 and r["delivered_share"] == 1.0
+
+
+def test_scale_out_redis_against_memory_and_workers(tmp_path: Path) -> None:
+    require_program("redis-server")
+    results, stdout = perf("scale_out", tmp_path, "--load", "20", "50", "--duration", "1")
+    labels = [r["label"] for r in results]
+    assert labels == [
+        "rawsse memory",
+        "rawsse redis",
+        "minimal-one-write",
+        "1 worker(s), redis, http",
+        "2 worker(s), redis, http",
+    ]
+    for figures in results[:2]:
+        assert_complete(figures, 20, 50)
+    # 20 clients may not grow the minimal server, or two forked workers, by a page.
+    for figures in results[2:]:
+        assert_delivered(figures, 20, 50)
+    assert "redis_cpu_share" in results[1] and results[4]["server_processes"] == 2
+    assert "p99 ÷ first" in stdout

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from rawsse.config import Config
 from rawsse.errors import InvalidEvent
 from rawsse.hub import Hub
 from rawsse.server import Server
+from tests.client import metric_at
 from tests.conftest import TEST_KEY, make_config, running_servers, scaled, wait_for
 from tests.redis_server import RedisServer, redis_server
 from tests.test_stream import collect, events_after
@@ -271,12 +273,7 @@ async def test_history_is_trimmed_to_its_size_in_redis(redis: RedisServer) -> No
 
 
 async def metric(server: Server, name: str) -> float:
-    async with httpx.AsyncClient(timeout=scaled(5)) as client:
-        text = (await client.get(f"{server.url}/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    return await metric_at(server.url, name)
 
 
 async def assert_unavailable(server: Server) -> None:
@@ -346,6 +343,39 @@ async def test_redis_restarted_with_its_append_only_file_loses_nothing(
             assert len({i.split("-")[0] for i in ids}) == 1  # the same epoch
             assert not reader.ended.is_set()
         assert await metric(server, "rawsse_backend_up") == 1
+
+
+async def test_a_silent_redis_is_noticed_and_publishes_fail_within_the_timeout(
+    redis: RedisServer,
+) -> None:
+    """Redis stopped with SIGSTOP answers nothing and closes nothing, as an unreachable
+    host: a publish fails after ``timeout`` (503, not a hang), the Pub/Sub connection's
+    pings go unanswered and the backend is marked down; once Redis answers again the
+    server is back. The publish that timed out had reached Redis, which runs it when it
+    resumes: it is delivered, in its place (the 503 says "may still be published")."""
+    async with redis_servers(redis, 1) as (server,):
+        backend = server.hub.backend
+        assert isinstance(backend, RedisBackend)
+        async with Reader(f"{server.url}/events?topic=t") as reader:
+            first = await server.hub.publish_async("t", "before")
+            await reader.wait_count(1)
+            assert redis.process is not None
+            redis.process.send_signal(signal.SIGSTOP)
+            try:
+                async with httpx.AsyncClient(timeout=scaled(5)) as client:
+                    answer = await client.post(
+                        f"{server.url}/publish", data={"topic": "t", "data": "x"}, headers=AUTH
+                    )
+                assert answer.status_code == 503
+                assert "may still be published" in answer.text
+                await wait_for(lambda: not backend.healthy, timeout=10)
+            finally:
+                redis.process.send_signal(signal.SIGCONT)
+            await wait_for(lambda: backend.healthy, timeout=10)
+            after = await server.hub.publish_async("t", "after")
+            events = await reader.wait_count(3)
+            assert [e.data for e in events] == ["before", "x", "after"]
+            assert (events[0].id, events[2].id) == (first, after)
 
 
 async def test_redis_restarted_empty_ends_streams_and_tells_the_clients(tmp_path: Path) -> None:

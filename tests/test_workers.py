@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.cli import start_hub
+from tests.client import metric_at
 from tests.conftest import scaled, wait_for
 from tests.redis_server import RedisServer, free_port, redis_server
 from tests.test_stream import collect
@@ -31,12 +32,7 @@ def children(pid: int) -> list[int]:
 
 
 async def metric(port: int, name: str) -> float:
-    async with httpx.AsyncClient(timeout=scaled(5)) as client:
-        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not on port {port}")
+    return await metric_at(f"http://127.0.0.1:{port}", name)
 
 
 async def wait_metric(ports: list[int], name: str, total: float, timeout: float = 10.0) -> None:

@@ -158,6 +158,7 @@ class RedisBackend(Backend):
         self._catch_up_token: int | None = None
         self._buffer: list[tuple[bool, bytes]] = []  # (is_mark, message) while not live
         self._lost_at: float | None = None
+        self._connections = 0  # Pub/Sub connections made: a catch-up belongs to one
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
         self._became_live: asyncio.Event | None = None
@@ -331,6 +332,7 @@ class RedisBackend(Backend):
 
     def _on_connected(self) -> None:
         """A new connection: subscribe to everything again, then catch up."""
+        self._connections += 1
         self._live = False
         self._confirmed.clear()
         self._expected = dict.fromkeys(self._topics, 1)
@@ -468,6 +470,7 @@ class RedisBackend(Backend):
         """Deliver what the local topics missed while disconnected, up to the mark; then
         go live with what arrived meanwhile."""
         epoch, counter, _ = decode_message(mark)
+        connection = self._connections
         missed: dict[int, Record] = {}
         if not self._epoch_known:
             self._epoch_known = True
@@ -482,6 +485,8 @@ class RedisBackend(Backend):
                 logger.warning("catching up from redis failed (%s); reconnecting", exc)
                 self._pubsub.drop()
                 return
+            if connection != self._connections:
+                return  # the connection was lost meanwhile: the next one catches up
             if holes:
                 ended = self.hub.end_streams(holes, "history_gap")
                 logger.warning(

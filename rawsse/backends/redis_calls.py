@@ -71,12 +71,16 @@ class ScriptCalls:
     async def _run(self, batch: list[_Call]) -> None:
         try:
             results = await asyncio.wait_for(self._round_trip(batch), self._timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except asyncio.TimeoutError:
+            # Sent but unanswered: Redis may still run it (when it resumes).
+            error = BackendUnavailable(
+                f"redis did not answer within {self._timeout:g}s; may still be published"
+            )
+            self._fail(batch, error)
+            return
+        except (RedisError, OSError) as exc:
             logger.debug("redis call failed: %r", exc)
-            error = BackendUnavailable(f"redis unavailable: {exc or 'timeout'}")
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            self._fail(batch, BackendUnavailable(f"redis unavailable: {exc}"))
             return
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():
@@ -103,6 +107,12 @@ class ScriptCalls:
     async def _load(self) -> None:
         for source in self._scripts.values():
             await self._client.script_load(source)
+
+    @staticmethod
+    def _fail(batch: list[_Call], error: Exception) -> None:
+        for _, _, future in batch:
+            if not future.done():
+                future.set_exception(error)
 
     def fail_pending(self, error: Exception) -> None:
         """Fail every call not yet sent (the backend is closing)."""

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 __all__ = ["MARK", "PUBLISH", "READ"]
 
+#: The epoch, set to the caller's candidate (``ARGV[1]``) if Redis has none (a new or
+#: emptied Redis): every script that gives out or places numbers starts with it.
+#: KEYS[2] is the epoch key.
+_EPOCH = """
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+"""
+
 #: Order, store and publish one event.
 #:
 #: KEYS: counter, epoch, ids, trimmed, then one stream per topic.
@@ -20,12 +31,9 @@ __all__ = ["MARK", "PUBLISH", "READ"]
 #: number trimmed is recorded per topic: Redis does not record it (trimming leaves
 #: ``max-deleted-entry-id`` at 0-0), and replay must know precisely whether a client
 #: missed events that are gone.
-PUBLISH = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
+PUBLISH = (
+    _EPOCH
+    + """
 local uid = ARGV[4]
 if uid ~= '' and redis.call('ZSCORE', KEYS[3], uid) then
   return {epoch, 0}
@@ -59,6 +67,7 @@ for i = 5, #KEYS do
 end
 return {epoch, seq}
 """
+)
 
 #: Read what a client (or a process catching up) missed on some topics.
 #:
@@ -99,12 +108,9 @@ return {after, trimmed, entries}
 #: Returns ``{epoch, counter}``. If the counter is behind what the process delivered in
 #: the same epoch (Redis came back from a snapshot or an append-only file that missed
 #: the last writes), it is moved forward, so that no id is ever given twice.
-MARK = """
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
+MARK = (
+    _EPOCH
+    + """
 local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
 local floor = tonumber(ARGV[5])
 if epoch == ARGV[4] and counter < floor then
@@ -114,3 +120,4 @@ end
 redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. counter .. ' ' .. ARGV[3])
 return {epoch, counter}
 """
+)

@@ -1,8 +1,8 @@
 """The Redis backend against the memory backend, and 1 against 2 workers, in one run.
 
-    python perf/redis.py                                   # both comparisons, 10 s each
-    python perf/redis.py --only backends --duration 5
-    python perf/redis.py --only workers
+    python perf/scale_out.py                                   # both comparisons, 10 s each
+    python perf/scale_out.py --only backends --duration 5
+    python perf/scale_out.py --only workers
 
 ``backends``: rawsse with its in-process producer, on the memory backend and on a real
 redis-server (started here, no persistence), at 1000 subscribers x 100 events/s and
@@ -12,7 +12,7 @@ perf/peers in the same run for scale. ``workers``: ``python -m rawsse --redis
 HTTP by perf/publisher.py, at 10 000 x 10/s.
 
 Figures per run: p50/p99 latency, deliveries/s, share delivered, the server's CPU
-(summed over its workers), Redis's CPU. Results go to perf/results/redis-TIME.json.
+(summed over its workers), Redis's CPU. Results go to perf/results/scale-out-TIME.json.
 
 This machine has 2 cores: the load generator needs one, so two workers share the
 other core with Redis and the generator; what 2 workers show here is that they work
@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 from harness import Target, free_port, minimal, rawsse, run, save  # noqa: E402
 
 SCENARIOS = ((1000, 100.0), (10_000, 10.0))
+WORKERS_LOAD = (10_000, 10.0)
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -97,6 +98,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=1, help="alternations of each pair")
     parser.add_argument("--only", choices=("backends", "workers"))
+    parser.add_argument(
+        "--load", type=float, nargs=2, metavar=("CLIENTS", "RATE"),
+        help="one load instead of the defaults (both comparisons)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: list[dict[str, object]] = []
@@ -107,7 +112,7 @@ def main() -> None:
         redis, url = start_redis(Path(tmp))
         try:
             if args.only in (None, "backends"):
-                for clients, rate in SCENARIOS:
+                for clients, rate in [args.load] if args.load else SCENARIOS:
                     for _ in range(args.rounds):
                         base = None
                         for label, chosen in (
@@ -116,7 +121,7 @@ def main() -> None:
                             ("minimal-one-write", minimal("one-write")),
                         ):
                             flush(url)
-                            r = run(chosen, clients=clients, rate=rate, duration=args.duration)
+                            r = run(chosen, clients=int(clients), rate=rate, duration=args.duration)
                             r["label"] = label
                             results.append(r)
                             print(row(label, r, base), flush=True)
@@ -127,7 +132,8 @@ def main() -> None:
                     for count in (1, 2):
                         flush(url)
                         chosen = workers_target(url, count, redis.pid)
-                        r = run(chosen, clients=10_000, rate=10, duration=args.duration)
+                        clients, rate = args.load or WORKERS_LOAD
+                        r = run(chosen, clients=int(clients), rate=rate, duration=args.duration)
                         r["label"] = f"{count} worker(s), redis, http"
                         results.append(r)
                         print(row(str(r["label"]), r, base), flush=True)
@@ -135,7 +141,7 @@ def main() -> None:
         finally:
             redis.terminate()
             redis.wait(10)
-    print(f"written to {save(results, 'redis', args.json)}")
+    print(f"written to {save(results, 'scale-out', args.json)}")
 
 
 def redis_target(url: str, redis_pid: int) -> Target:
