@@ -129,6 +129,11 @@ def test_bad_values_are_refused_with_the_field_named() -> None:
         (["--subscribe-auth"], {}, "subscribe_auth"),
         (["--jwt-public-key", "/nonexistent.pem"], {}, "jwt-public-key"),
         (["--conn-rate", "-1"], {}, "conn_rate"),
+        (["--redis", "http://127.0.0.1:6379"], {}, "redis"),
+        (["--redis-timeout", "0"], {}, "redis_timeout"),
+        (["--redis-prefix", ""], {}, "redis_prefix"),
+        (["--workers", "0"], {}, "--workers"),
+        (["--workers", "2", "--redis", "redis://127.0.0.1:1/0", "--port", "0"], {}, "fixed --port"),
     ]:
         result = subprocess.run(
             [sys.executable, "-m", "rawsse", *args],

@@ -350,7 +350,7 @@ class RedisBackend(Backend):
             logger.warning(
                 "lost redis at %s (%s); %d streams kept, publishes refused until it is back",
                 self._where(),
-                exc or type(exc).__name__,
+                str(exc) or type(exc).__name__,
                 sum(1 for t in self._topics if self.hub.has_topic(t)),
             )
         self._live = False
