@@ -252,9 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             Authorizer(config)  # a bad key or a missing PyJWT is a usage error, now
         if config.redis is not None:
-            import rawsse.backends.redis  # noqa: F401 - a missing extra is a usage error
+            from rawsse.hub import backend_for
+
+            backend_for(config)  # a missing extra or a malformed URL is a usage error, now
         new_loop = loop_factory(args.loop)
-    except (ConfigError, ImportError) as exc:
+    except (ConfigError, ImportError, ValueError) as exc:
         parser.error(str(exc))
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")

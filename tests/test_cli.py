@@ -146,6 +146,19 @@ def test_bad_values_are_refused_with_the_field_named() -> None:
         assert word in result.stderr
 
 
+def test_redis_without_its_extra_says_how_to_install_it() -> None:
+    """As on a machine without redis-py: the import is blocked."""
+    script = (
+        "import sys; sys.modules['redis'] = None; from rawsse.__main__ import main; "
+        "sys.exit(main(['--redis', 'redis://127.0.0.1:1/0']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(30)
+    )
+    assert result.returncode == 2
+    assert "pip install 'rawsse[redis]'" in result.stderr
+
+
 def test_banner_commands_work_and_the_demo_ticks() -> None:
     hub = start_hub()
     try:
