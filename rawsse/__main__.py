@@ -161,10 +161,11 @@ def banner(
     generated: bool,
     demo: bool,
     loop_name: str,
-    subscribe_auth: bool = False,
+    token_recipe: str | None = None,
     workers: str | None = None,
 ) -> str:
-    """What a person starting the hub needs: where to look and how to publish."""
+    """What a person starting the hub needs: where to look and how to publish
+    (``token_recipe``: how to get a subscribe token, when streams need one)."""
     auth = shlex.quote(f"Authorization: Bearer {key}")
     lines = [f"rawsse {__version__} listening on {url} ({loop_name})"]
     if workers is not None:
@@ -173,11 +174,11 @@ def banner(
         lines.append(f"  demo page:   {url}/")
     topic = "demo" if demo else "news"
     subscribe = f"  subscribe:   curl -N '{url}/events?topic={topic}'"
-    if subscribe_auth:
+    if token_recipe is not None:
         subscribe += ' -H "Authorization: Bearer $TOKEN"'
     lines += [subscribe]
-    if subscribe_auth:
-        lines.append(f"  token:       TOKEN=$(python -m rawsse token --subscribe {topic})")
+    if token_recipe is not None:
+        lines.append(f"  token:       {token_recipe}")
     lines += [
         f"  publish:     curl -d topic={topic} -d data=hello -H {auth} {url}/publish",
         f"  publish key: {key}"
@@ -186,6 +187,22 @@ def banner(
         ),
     ]
     return "\n".join(lines)
+
+
+def token_recipe(config: Config, topic: str) -> str | None:
+    """The banner's line to get a subscribe token for ``topic`` (``None`` when streams
+    need none). It carries the settings given as flags, since ``python -m rawsse
+    token`` reads only those in its environment."""
+    if not config.subscribe_auth:
+        return None
+    if config.jwt_secret is None:
+        return f'sign one with your private key, with the grant {{"rawsse": {{"subscribe": ["{topic}"]}}}}'
+    flags: list[str] = []
+    for name in JWT_SETTINGS:
+        value = getattr(config, name)
+        if value is not None and os.environ.get("RAWSSE_" + name.upper()) != value:
+            flags += ["--" + name.replace("_", "-"), shlex.quote(value)]
+    return f"TOKEN=$(python -m rawsse token {' '.join([*flags, '--subscribe', topic])})"
 
 
 def build_token_parser() -> argparse.ArgumentParser:
@@ -295,25 +312,39 @@ def main(argv: Sequence[str] | None = None) -> int:
                     generated,
                     demo,
                     loop_name,
-                    config.subscribe_auth,
+                    token_recipe(config, "demo" if demo else "news"),
                     _workers_line(workers, config.metrics_port),
                 ),
                 flush=True,
             )
 
-        return run(
-            worker_config,
-            loop=args.loop,
-            demo_page=demo_page() if demo else None,
-            on_start=on_start,
-            reuse_port=workers > 1,
-        )
+        try:
+            return run(
+                worker_config,
+                loop=args.loop,
+                demo_page=demo_page() if demo else None,
+                on_start=on_start,
+                reuse_port=workers > 1,
+            )
+        except OSError as exc:
+            return _cannot_listen(exc)
 
     if workers == 1:
         return serve(0)
-    from rawsse.workers import supervise
+    from rawsse.workers import can_bind, supervise
+
+    try:
+        can_bind(config.host, config.port)
+    except OSError as exc:
+        return _cannot_listen(exc)
 
     return supervise(workers, serve, shutdown_timeout=config.shutdown_timeout)
+
+
+def _cannot_listen(exc: OSError) -> int:
+    """A port in use (or not ours to bind) is one line and exit status 1."""
+    print(f"rawsse: error: {exc.strerror or exc}", file=sys.stderr)
+    return 1
 
 
 def _workers_line(workers: int, metrics_port: int | None) -> str | None:

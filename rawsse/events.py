@@ -30,6 +30,7 @@ __all__ = [
     "check_field",
     "check_event_name",
     "check_id",
+    "MAX_ID_LENGTH",
     "MAX_RETRY",
     "RESERVED_EVENT_PREFIX",
 ]
@@ -65,13 +66,29 @@ def check_field(name: str, value: str) -> str:
     return value
 
 
+#: The longest id a publisher may choose, in bytes: it comes back as a
+#: ``Last-Event-ID`` header, well within any server's header limit.
+MAX_ID_LENGTH = 256
+
+
 def check_id(id: str) -> int:
-    """Check ``id`` for the ``id`` field; return its length in bytes.
+    """Check a publisher's ``id``: it must come back unchanged as the ``Last-Event-ID``
+    header a client sends on reconnecting, or the event it names is lost. So: printable
+    ASCII, spaces only between other characters (a header value's edges are trimmed),
+    at most :data:`MAX_ID_LENGTH` bytes. Clients refuse or alter anything else (control
+    characters, DEL, non-ASCII text). Return its length.
 
     Raises:
-        InvalidEvent: it contains CR, LF or NUL, or is not encodable as UTF-8.
+        InvalidEvent: it breaks any of these rules.
     """
-    return len(_utf8("id", check_field("id", id)))
+    if len(id) > MAX_ID_LENGTH:
+        raise InvalidEvent(f"id must be at most {MAX_ID_LENGTH} characters")
+    if not (id.isascii() and id.isprintable()) or id != id.strip(" "):
+        raise InvalidEvent(
+            "id must be printable ASCII without leading or trailing spaces, so that it "
+            "comes back as a Last-Event-ID header"
+        )
+    return len(id)
 
 
 def check_event_name(event: str) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote
 
 from rawsse.config import MAX_TOPIC_LENGTH
 from rawsse.errors import InvalidEvent, RequestError
-from rawsse.events import MAX_RETRY, check_event_name, check_field
+from rawsse.events import MAX_RETRY, check_event_name, check_id
 
 __all__ = [
     "Query",
@@ -198,7 +198,10 @@ def _optional_field(name: str, value: object) -> str | None:
     if not isinstance(value, str):
         raise RequestError(f"{name} must be a string")
     try:
-        return check_event_name(value) if name == "event" else check_field(name, value)
+        if name == "event":
+            return check_event_name(value)
+        check_id(value)
+        return value
     except InvalidEvent as exc:
         raise RequestError(str(exc)) from None
 
@@ -276,7 +279,9 @@ def _from_json(body: bytes, max_topics: int) -> PublishRequest:
         raise RequestError("topic must be a string or a list of strings")
     data = obj.get("data", "")
     if not isinstance(data, str):
-        raise RequestError("data must be a string")
+        # A number, object or list is sent as its compact JSON text, which is what a
+        # client would parse back with JSON.parse.
+        data = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return _build(topics, data, obj.get("event"), obj.get("id"), obj.get("retry"), max_topics)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -37,6 +38,12 @@ STALL_CHECK_INTERVAL = 1.0
 
 #: How often rate-limit buckets that have filled up again are forgotten.
 LIMIT_PRUNE_INTERVAL = 10.0
+
+
+def _cannot_listen(exc: OSError, host: str, port: int | None) -> OSError:
+    """``exc`` said in one line: which address, and why."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}")
 
 
 class Server:
@@ -81,30 +88,49 @@ class Server:
         """Bind the listening socket and start the heartbeat and stall timers."""
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
+        await self._listen(loop)
         await self.hub.start()
-        state = self._state
-        separate_metrics = self.config.metrics_port is not None
-        router = Router(state, PUBLIC_ROUTES) if separate_metrics else state.router
-        self._listener = await loop.create_server(
-            lambda: HttpConnection(state, router),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            reuse_port=self._reuse_port or None,
-            backlog=4096,
-        )
-        if separate_metrics:
-            metrics_router = Router(state, METRICS_ROUTES)
-            self._metrics_listener = await loop.create_server(
-                lambda: HttpConnection(state, metrics_router),
-                self.config.host,
-                self.config.metrics_port,
-                reuse_address=True,
-            )
         self._schedule(self.config.heartbeat, self._heartbeat)
         self._schedule(self._stall_interval(), self._check_stalled)
         self._schedule(LIMIT_PRUNE_INTERVAL, self._prune_limits)
         logger.info("listening on %s", self.url)
+
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind the listeners, before anything else starts, so that a port in use is
+        an error at once that leaves nothing behind.
+
+        Raises:
+            OSError: a port cannot be bound (in use, not permitted).
+        """
+        state, host = self._state, self.config.host
+        separate_metrics = self.config.metrics_port is not None
+        router = Router(state, PUBLIC_ROUTES) if separate_metrics else state.router
+        try:
+            self._listener = await loop.create_server(
+                lambda: HttpConnection(state, router),
+                host,
+                self.config.port,
+                reuse_address=True,
+                reuse_port=self._reuse_port or None,
+                backlog=4096,
+            )
+        except OSError as exc:
+            raise _cannot_listen(exc, host, self.config.port) from exc
+        if not separate_metrics:
+            return
+        metrics_router = Router(state, METRICS_ROUTES)
+        try:
+            self._metrics_listener = await loop.create_server(
+                lambda: HttpConnection(state, metrics_router),
+                host,
+                self.config.metrics_port,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
+            raise _cannot_listen(exc, host, self.config.metrics_port) from exc
 
     def _stall_interval(self) -> float:
         return min(STALL_CHECK_INTERVAL, self.config.slow_timeout / 4)

@@ -21,12 +21,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-__all__ = ["supervise"]
+__all__ = ["can_bind", "supervise"]
 
 logger = logging.getLogger("rawsse.workers")
 
@@ -47,6 +48,23 @@ def _worker_main(run_worker: Callable[[int], int], index: int, parent: int) -> N
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise SystemExit(run_worker(index))
+
+
+def can_bind(host: str, port: int) -> None:
+    """Check, before starting workers, that the port can be shared (a port held by
+    another program would make every worker fail, and be restarted, for ever).
+
+    Raises:
+        OSError: it cannot.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _end_with_parent(parent: int) -> None:

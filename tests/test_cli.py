@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -146,6 +149,25 @@ def test_bad_values_are_refused_with_the_field_named() -> None:
         assert word in result.stderr
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2", "--redis", "redis://127.0.0.1:1/0"]])
+def test_a_port_in_use_is_one_line_and_status_1(workers: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "rawsse", "--port", str(port), *workers],
+            capture_output=True,
+            text=True,
+            timeout=scaled(30),
+        )
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"rawsse: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+
+
 def test_redis_without_its_extra_says_how_to_install_it() -> None:
     """As on a machine without redis-py: the import is blocked."""
     script = (
@@ -214,19 +236,32 @@ def test_json_logs() -> None:
     assert any('"GET /healthz" 200' in entry["message"] for entry in access)
 
 
-def test_subscribe_auth_from_the_command_line_with_a_minted_token() -> None:
-    """The banner's token recipe, then curl with the token: a stream; without it: 401."""
+@pytest.mark.parametrize("secret_in", ["environment", "flag"])
+def test_subscribe_auth_from_the_command_line_with_a_minted_token(secret_in: str) -> None:
+    """The banner's token line, run as printed (the secret given as a flag or in the
+    environment), then curl with the token: a stream; without it: 401."""
     curl = require_program("curl")
     secret = "a-cli-secret-that-is-long-enough-for-hs256"
-    env = {"RAWSSE_JWT_SECRET": secret}
-    hub = start_hub("--no-demo", "--subscribe-auth", env=env)
+    if secret_in == "environment":
+        hub = start_hub("--no-demo", "--subscribe-auth", env={"RAWSSE_JWT_SECRET": secret})
+    else:
+        hub = start_hub("--no-demo", "--subscribe-auth", "--jwt-secret", secret)
     try:
-        assert "python -m rawsse token --subscribe news" in hub.banner
+        (recipe,) = re.findall(r"token:\s+(TOKEN=.*)", hub.banner)
+        assert "--subscribe news" in recipe
+        environment = {k: v for k, v in os.environ.items() if k != "RAWSSE_JWT_SECRET"}
+        if secret_in == "environment":
+            environment["RAWSSE_JWT_SECRET"] = secret
+        environment["PATH"] = f"{Path(sys.executable).parent}:{environment['PATH']}"
         minted = subprocess.run(
-            [sys.executable, "-m", "rawsse", "token", "--subscribe", "news", "--ttl", "60"],
+            [
+                "bash",
+                "-c",
+                f'{recipe.replace("python ", sys.executable + " ", 1)} && echo "$TOKEN"',
+            ],
             capture_output=True,
             text=True,
-            env={**os.environ, **env},
+            env=environment,
             check=True,
         )
         token = minted.stdout.strip()

@@ -16,6 +16,7 @@ from rawsse.events import (
     MAX_RETRY,
     check_event_name,
     chunk,
+    encode_checked,
     encode_comment,
     encode_event,
     encode_retry,
@@ -141,3 +142,17 @@ def test_sans_io_modules_do_not_import_asyncio() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "bad", [" lead", "trail ", "a\x0bb", "a\x0cb", "a\x7fb", "a\tb", "café", "i" * 257]
+)
+def test_a_publishers_id_must_come_back_as_a_header(bad: str) -> None:
+    with pytest.raises(InvalidEvent):
+        encode_checked("x", event=None, id=bad, retry=None, max_size=1 << 20)
+
+
+def test_ids_that_come_back_unchanged_are_accepted() -> None:
+    for good in ("order-1", "a b", "~!@#$%^&*()_+{}|:<>?", "i" * 256):
+        parts = encode_checked("x", event=None, id=good, retry=None, max_size=1 << 20)
+        assert parts.frame(good).startswith(f"id: {good}\n".encode())

@@ -97,6 +97,30 @@ async def test_raw_body_publish_with_query_fields() -> None:
         assert (event.event, event.data, event.retry) == ("raw", "body\nas data ☃", 1500)
 
 
+async def test_json_data_that_is_not_a_string_is_sent_as_compact_json() -> None:
+    values = [{"price": 1.5, "name": "café"}, [1, 2], 42, True, None]
+    async with running_server() as server:
+        reader = asyncio.create_task(collect(f"{server.url}/events?topic=j", len(values)))
+        await subscribed(server.hub, 1)
+        async with httpx.AsyncClient() as client:
+            for value in values:
+                answer = await client.post(
+                    f"{server.url}/publish",
+                    json={"topic": "j", "data": value},
+                    headers={"Authorization": f"Bearer {TEST_KEY}"},
+                )
+                assert answer.status_code == 200
+        events = await reader
+        assert [e.data for e in events] == [
+            '{"price":1.5,"name":"café"}',
+            "[1,2]",
+            "42",
+            "true",
+            "null",
+        ]
+        assert [json.loads(e.data) for e in events] == values
+
+
 async def test_an_event_on_several_topics_reaches_a_subscriber_of_both_once() -> None:
     async with running_server() as server:
         hub = server.hub
