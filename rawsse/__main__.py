@@ -91,6 +91,19 @@ def add_config_options(parser: argparse.ArgumentParser, names: Sequence[str] | N
             )
 
 
+def _list_setting(field: dataclasses.Field[Any], flags: Sequence[str] | None) -> tuple[str, ...]:
+    """A list setting: its flags, else its variable, else its default; ``none`` (as
+    ``--trusted-proxy none``) for an empty list where the default is not."""
+    if flags:
+        values = _split_commas(flags)
+    elif os.environ.get("RAWSSE_" + _env_name(field)) is not None:
+        values = tuple(_env_list(_env_name(field)))
+    else:
+        default: tuple[str, ...] = field.default  # type: ignore[assignment]
+        return default
+    return () if values == ("none",) else values
+
+
 def config_values(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`Config` fields from parsed options: lists split on commas (the
     variable's when no flag was given), empty keys as none, files read."""
@@ -98,7 +111,7 @@ def config_values(args: argparse.Namespace) -> dict[str, Any]:
     for field in dataclasses.fields(Config):
         value = getattr(args, _flag(field).replace("-", "_"))
         if str(field.type).startswith("tuple"):
-            value = _split_commas(value or _env_list(_env_name(field)))
+            value = _list_setting(field, value)
         elif field.metadata.get("file"):
             value = _read_key_file(value)
         elif isinstance(value, str) and not value and field.default is None:

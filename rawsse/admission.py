@@ -9,6 +9,7 @@ exception boundary (:func:`rawsse.routes.error_reply`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
     from rawsse.exchange import Request
 
 __all__ = ["AUTH_COOKIE", "Admission", "Refused"]
+
+logger = logging.getLogger("rawsse.limits")
+
+#: An address being turned away is logged at most once per this many seconds.
+SHED_LOG_INTERVAL = 60
+
+#: Addresses remembered for that; past it, those logged longer ago are forgotten.
+SHED_LOG_KEYS = 10_000
 
 #: The cookie an ``EventSource`` (which cannot set headers) carries its token in.
 AUTH_COOKIE = b"rawsse_authorization"
@@ -61,9 +70,30 @@ class Admission:
         self.auth = Authorizer(config)
         self.limits = Limits(config)
         self.proxies = ProxyResolver(config.trusted_proxies)
+        self._shed_logged: dict[str, float] = {}
 
     def _refused(self, reason: str, wait: float | None, *, close: bool = True) -> Refused:
         return Refused(reason, wait, stream_retry_ms(wait, self.limits.limit_retry), close=close)
+
+    def _shed(self, key: str, why: str, now: float) -> None:
+        """Log that ``key`` is being turned away, and why: once per address per
+        ``SHED_LOG_INTERVAL``, not once per request (a flood must not flood the log)."""
+        logged = self._shed_logged
+        last = logged.get(key)
+        if last is not None and now - last < SHED_LOG_INTERVAL:
+            return
+        if len(logged) >= SHED_LOG_KEYS:
+            for old in [k for k, at in logged.items() if now - at >= SHED_LOG_INTERVAL]:
+                del logged[old]
+        logged[key] = now
+        logger.warning(
+            "turning away %s: %s; not logged again for this address for %ds (if every "
+            "client shows one address, rawsse is behind a proxy it does not trust: "
+            "--trusted-proxy)",
+            key,
+            why,
+            SHED_LOG_INTERVAL,
+        )
 
     # -- connections --------------------------------------------------------------------
 
@@ -81,6 +111,7 @@ class Admission:
             return trusted, None, None
         key = client_key(peer_ip)
         if not self.limits.connections.acquire(key):
+            self._shed(key, "too many open connections (--max-connections-per-address)", now)
             return None
         wait = self.limits.connection_rate.take(key, now)
         return False, key, wait or None
@@ -101,8 +132,21 @@ class Admission:
             label="backend",
         )
 
-    def throttled(self, wait: float) -> Refused:
+    def is_publisher(self, request: Request) -> bool:
+        """Whether ``request`` is a publish with a valid credential: it is governed by
+        that credential's publish rate, not by its address's connection rate (a
+        publisher that opens a connection per publish is not an anonymous flood)."""
+        if request.method != b"POST" or request.target.partition(b"?")[0] != b"/publish":
+            return False
+        try:
+            self.auth.publisher(bearer_token(request.headers))
+        except RequestError:
+            return False
+        return True
+
+    def throttled(self, wait: float, peer_ip: str, now: float) -> Refused:
         """The refusal of a connection's first request, over the connection rate."""
+        self._shed(client_key(peer_ip), "too many new connections (--conn-rate)", now)
         return self._refused("too many new connections", wait)
 
     def client(self, peer_ip: str, trusted: bool, request: Request) -> str:
@@ -139,8 +183,10 @@ class Admission:
             # request stands for one.
             wait = self.limits.connection_rate.take(key, now)
             if wait:
+                self._shed(key, "too many new streams (--conn-rate)", now)
                 raise self._refused("too many new connections", wait)
         if not self.limits.open_stream(key, open_streams):
+            self._shed(key, "too many streams (--max-streams-per-address, --max-streams)", now)
             raise self._refused("too many streams", None)
         return grants, key
 

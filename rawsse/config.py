@@ -122,6 +122,12 @@ DEFAULT_DEAD_PEER_TIMEOUT = 30.0
 DEFAULT_TOKEN_EXPIRY_NOTICE = 30.0
 
 
+#: Proxies whose ``X-Forwarded-For`` is believed: loopback, so that behind nginx on the
+#: same machine limits and logs use the browser's address (the convention of uvicorn's
+#: and gunicorn's ``forwarded-allow-ips``). A client on loopback cannot forge an
+#: address without already being on the machine.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1")
+
 #: Every key and channel rawsse uses in Redis begins with this.
 DEFAULT_REDIS_PREFIX = "rawsse:"
 
@@ -246,8 +252,9 @@ class Config:
         "milliseconds a stream refused for a limit is told to wait, with ±50%% jitter",
     )
     trusted_proxies: tuple[str, ...] = _setting(
-        (),
-        "believe X-Forwarded-For / X-Real-IP from this proxy",
+        DEFAULT_TRUSTED_PROXIES,
+        "believe X-Forwarded-For / X-Real-IP from this proxy; 'none' trusts none "
+        "(default: loopback, a proxy on the same machine)",
         flag="trusted-proxy",
         metavar="ADDRESS_OR_CIDR",
     )

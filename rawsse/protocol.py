@@ -478,7 +478,8 @@ class RequestCycle:
         try:
             if self._throttled_for is not None:
                 wait, self._throttled_for = self._throttled_for, None
-                raise server.admission.throttled(wait)
+                if not server.admission.is_publisher(request):
+                    raise server.admission.throttled(wait, conn._peer_ip, conn._loop.time())
             outcome = router.route(
                 request, client=conn.client, trusted=conn._trusted_peer, now=conn._loop.time()
             )

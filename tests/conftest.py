@@ -80,6 +80,11 @@ NO_CLIENT_LIMITS: dict[str, Any] = {
 }
 
 
+#: For tests whose clients stand for browsers connecting directly (from 127.0.0.x): no
+#: trusted proxy, since loopback is one by default (a proxy on the same machine).
+DIRECT_CLIENTS: dict[str, Any] = {"trusted_proxies": ()}
+
+
 def make_config(**changes: Any) -> Config:
     base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "publish_key": TEST_KEY}
     base.update(changes)

@@ -20,6 +20,7 @@ from rawsse.auth import mint_token
 from rawsse.server import Server
 from tests.client import RawConnection, raw_stream
 from tests.conftest import (
+    DIRECT_CLIENTS,
     NO_CLIENT_LIMITS,
     TEST_KEY,
     make_config,
@@ -427,7 +428,8 @@ async def test_thousands_of_silent_connections_from_one_address() -> None:
     """With the default limits, one address cannot hold more than its share: the rest
     are closed at once, and everyone else is still served."""
     with open_files_raised():
-        async with running_server(make_config(request_timeout=2.0)) as server:
+        config = make_config(request_timeout=2.0, **DIRECT_CLIENTS)
+        async with running_server(config) as server:
             conns = []
             try:
                 conns = await open_silent(server.port, 1000, ["127.0.0.2"])

@@ -11,7 +11,7 @@ import pytest
 from rawsse.auth import mint_token
 from rawsse.limits import CountTable, RateTable, client_key, retry_range_ms
 from tests.client import Answer, RawConnection, exchange, get, raw_stream
-from tests.conftest import TEST_KEY, make_config, running_server, wait_for
+from tests.conftest import DIRECT_CLIENTS, TEST_KEY, make_config, running_server, wait_for
 from tests.sse_parser import parse
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -71,7 +71,8 @@ def assert_told_to_come_back(answer: Answer, low_ms: int, high_ms: int) -> None:
 
 
 async def test_new_connections_per_address_are_rate_limited() -> None:
-    async with running_server(make_config(conn_rate=1, conn_burst=3)) as server:
+    config = make_config(conn_rate=1, conn_burst=3, **DIRECT_CLIENTS)
+    async with running_server(config) as server:
         for _ in range(3):
             assert (await exchange(server.port, get("/healthz"))).status == 200
         refused = await exchange(server.port, get("/healthz"))
@@ -89,7 +90,8 @@ async def test_new_connections_per_address_are_rate_limited() -> None:
 
 
 async def test_open_connections_per_address_are_capped() -> None:
-    async with running_server(make_config(max_connections_per_address=3)) as server:
+    config = make_config(max_connections_per_address=3, **DIRECT_CLIENTS)
+    async with running_server(config) as server:
         held = [await RawConnection.open(server.port) for _ in range(3)]
         await wait_for(lambda: server.connection_count == 3)
         extra = await RawConnection.open(server.port)
