@@ -50,7 +50,8 @@ def pytest_asyncio_loop_factories(
 def require_program(name: str) -> str:
     """The path of an external program; skip without it, unless RAWSSE_REQUIRE_EXTERNAL=1
     (as in CI, which installs it), where its absence is a failure."""
-    path = shutil.which(name)
+    # Daemons (nginx) live in sbin, which a user's PATH may lack.
+    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if path is None:
         if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
             pytest.fail(f"{name} is required (RAWSSE_REQUIRE_EXTERNAL=1) but not installed")
