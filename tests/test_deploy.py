@@ -1,12 +1,22 @@
-"""deploy/: the alert rules are valid for Prometheus and use only metrics rawsse exports."""
+"""deploy/: the alert rules are valid for Prometheus and use only metrics rawsse exports;
+the systemd unit is valid and its command serves. (nginx.conf: test_nginx.py.)"""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
-from tests.conftest import require_program, running_server
+import httpx
+
+from rawsse.config import Config
+from tests.conftest import require_program, running_server, scaled
+from tests.redis_server import free_port
 
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "alerts.yml"
 
@@ -27,3 +37,62 @@ async def test_alert_rules_use_exported_metrics() -> None:
     used = set(re.findall(r"\b((?:rawsse|process)_\w+)", RULES.read_text()))
     assert used, "the rules name no metric"
     assert used <= exported, used - exported
+
+
+UNIT = RULES.parent / "rawsse.service"
+
+
+def test_the_systemd_unit_is_valid_and_its_command_serves(tmp_path: Path) -> None:
+    """systemd-analyze accepts the unit (with this machine's Python in ExecStart); its
+    command line, with settings from its environment file, serves and drains on SIGTERM
+    within the unit's TimeoutStopSec. (The sandbox itself needs systemd as PID 1.)"""
+    analyze = require_program("systemd-analyze")
+    text = UNIT.read_text()
+    settings = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert int(settings["LimitNOFILE"]) > Config().max_streams
+    assert settings["NoNewPrivileges"] == "yes" and settings["ProtectSystem"] == "strict"
+    port = free_port()
+    env_file = tmp_path / "rawsse.env"
+    env_file.write_text(f"RAWSSE_PORT={port}\nRAWSSE_PUBLISH_KEY=from-the-env-file\n")
+    unit = tmp_path / "rawsse.service"
+    unit.write_text(
+        text.replace("/opt/rawsse/bin/python", sys.executable).replace(
+            "/etc/rawsse/rawsse.env", str(env_file)
+        )
+    )
+    verified = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0 and not verified.stderr.strip(), verified.stderr
+
+    command = shlex.split(settings["ExecStart"].replace("/opt/rawsse/bin/python", sys.executable))
+    environment = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **environment},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + scaled(15)
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.05)
+        published = httpx.post(
+            f"http://127.0.0.1:{port}/publish",
+            data={"topic": "t", "data": "x"},
+            headers={"Authorization": "Bearer from-the-env-file"},
+        )
+        assert published.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=int(settings["TimeoutStopSec"])) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
