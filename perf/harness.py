@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,9 @@ class Target:
     cleanup: list[Path] = field(default_factory=list)
     cpus: str = "0"  # where the server runs (the load generator has CPU 1)
     companions: dict[str, int] = field(default_factory=dict)  # other processes to measure
+    # A proxy started in front of the server once its port is known: returns the port
+    # clients connect to, the proxy's PIDs (measured as companion "front") and a stop.
+    front: Callable[[int], tuple[int, list[int], Callable[[], None]]] | None = None
 
 
 def _read_until(process: subprocess.Popen[str], prefix: str, timeout: float) -> str:
@@ -163,12 +167,18 @@ def run(
     )
     generator: subprocess.Popen[str] | None = None
     publisher: subprocess.Popen[str] | None = None
+    stop_front: Callable[[], None] | None = None
+    front_pids: list[int] = []
     try:
         if target.port is None:
             port = int(_read_until(server, "ready", 60).split()[1])
         else:
             port = target.port
             _wait_listening(port, 30)
+        client_port = port
+        if target.front is not None:
+            client_port, front_pids, stop_front = target.front(port)
+            _wait_listening(client_port, 30)
         time.sleep(0.2)
         measured = _workers(server.pid)
         rss_empty = _rss(measured)
@@ -178,7 +188,7 @@ def run(
                 command = [
                     str(binary),
                     "--port",
-                    str(port),
+                    str(client_port),
                     "--clients",
                     str(clients),
                     "--path",
@@ -197,7 +207,7 @@ def run(
                     sys.executable,
                     str(HERE / "load_clients.py"),
                     "--port",
-                    str(port),
+                    str(client_port),
                     "--clients",
                     str(clients),
                     "--timeout",
@@ -223,6 +233,7 @@ def run(
                 return figures
             cpu_start = _cpu(measured)
             companions_start = {name: cpu_seconds(p) for name, p in target.companions.items()}
+            front_start = _cpu(front_pids)
             wall_start = time.monotonic()
             if target.producer == "inproc":
                 _read_until(server, "producing", 60)
@@ -259,10 +270,14 @@ def run(
             for name, pid in target.companions.items():
                 used = cpu_seconds(pid) - companions_start[name]
                 figures[f"{name}_cpu_share"] = used / wall
+            if front_pids:
+                figures["front_cpu_share"] = (_cpu(front_pids) - front_start) / wall
             rss_end = _rss(measured)
             generator.wait(duration + 60)
             result = json.loads(out.read_text())
     finally:
+        if stop_front is not None:
+            stop_front()
         for process in (publisher, generator, server):
             if process is not None and process.poll() is None:
                 process.terminate()

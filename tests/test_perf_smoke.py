@@ -115,3 +115,14 @@ def test_scale_out_redis_against_memory_and_workers(tmp_path: Path) -> None:
         assert_delivered(figures, 20, 50)
     assert "redis_cpu_share" in results[1] and results[4]["server_processes"] == 2
     assert "p99 ÷ first" in stdout
+
+
+def test_behind_nginx_against_direct(tmp_path: Path) -> None:
+    require_program("nginx")
+    results, stdout = perf(
+        "behind_nginx", tmp_path, "--load", "20", "50", "--duration", "1", "--rounds", "1"
+    )
+    assert [r["label"] for r in results] == ["direct", "through nginx"]
+    for figures in results:
+        assert_delivered(figures, 20, 50)
+    assert "front_cpu_share" in results[1] and "p99 ÷ direct" in stdout
