@@ -127,9 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="rawsse: a Server-Sent Events hub. Every option can also be set "
         "with the environment variable named after it (RAWSSE_PORT for --port). Sizes "
         "are in bytes, times in seconds unless an option says milliseconds.",
-        epilog="command: 'python -m rawsse token ...' prints a JWT signed with "
+        epilog="commands: 'python -m rawsse token ...' prints a JWT signed with "
         "--jwt-secret, carrying publish and subscribe grants (see 'python -m rawsse "
-        "token --help').",
+        "token --help'); 'python -m rawsse probe ...' checks the path from a hub to "
+        "browsers through a proxy (see 'python -m rawsse probe --help').",
     )
     add_config_options(parser)
     add = parser.add_argument
@@ -268,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["token"]:
         return mint(argv[1:])
+    if argv[:1] == ["probe"]:
+        from rawsse.probe import main as probe
+
+        return probe(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     demo = not args.no_demo

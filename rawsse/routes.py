@@ -97,6 +97,8 @@ class StreamStart:
     #: ``None``, or what to await before answering: the backend getting ready to
     #: deliver the topics (:meth:`rawsse.hub.Hub.ready`).
     ready: Awaitable[None] | None = None
+    #: Sent first (a comment): what the hub saw of the client, for ``rawsse probe``.
+    greeting: bytes = b""
 
 
 Outcome = Reply | Awaitable[Reply] | StreamStart
@@ -267,7 +269,21 @@ class Router:
             values = query.get("lastEventID")
             last_event_id = values[0] if values else None
         ready = server.hub.ready(topics, last_event_id)
-        return StreamStart(topics, grants, last_event_id, key, ready)
+        greeting = b""
+        if query.get("probe") == ["1"]:
+            greeting = probe_greeting(request, client=client, trusted=trusted)
+        return StreamStart(topics, grants, last_event_id, key, ready, greeting)
+
+
+def probe_greeting(request: Request, *, client: str, trusted: bool) -> bytes:
+    """The comment a ``?probe=1`` stream starts with: the client's address as the hub
+    sees it, whether a forwarded-address header came, and whether it was believed (the
+    connection came from a trusted proxy). Only the client's own address is told."""
+    forwarded = any(name in (b"x-forwarded-for", b"x-real-ip") for name, _ in request.headers)
+    return encode_comment(
+        f"rawsse-probe client={client} forwarded={'yes' if forwarded else 'no'} "
+        f"trusted={'yes' if trusted else 'no'}"
+    )
 
 
 def _published(event_id: str) -> Reply:

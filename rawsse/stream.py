@@ -73,7 +73,7 @@ def open_stream(
         peer=peer,
         started_at=now,
     )
-    first = b"" if retry is None else encode_retry(retry)
+    first = start.greeting + (b"" if retry is None else encode_retry(retry))
     if start.ready is None:
         _subscribe(hub, subscriber, start.last_event_id, head, first, spawn)
     else:

@@ -1,0 +1,90 @@
+"""``python -m rawsse probe`` against a hub behind a real nginx: the configuration of
+deploy/nginx.conf passes every check; one that compresses the stream, one whose read
+timeout is shorter than the heartbeat, and a hub that does not trust its proxy each
+fail the check concerned, with the line that fixes it, and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import start_hub
+from tests.conftest import scaled
+from tests.nginx_server import nginx_in_front
+
+CHECKS = (
+    "the hub sees the client's address",
+    "events arrive as published",
+    "the stream survives an idle period",
+    "Last-Event-ID replay through the path",
+)
+
+
+def probe(tmp_path: Path, changes: dict[str, str] | None, *hub_args: str) -> tuple[int, str]:
+    hub = start_hub("--no-demo", "--log-level", "warning", *hub_args)
+    try:
+        port = int(hub.url.rsplit(":", 1)[1])
+        with nginx_in_front(tmp_path, port, changes) as front:
+            result = subprocess.run(
+                [sys.executable, "-m", "rawsse", "probe", "--public", front,
+                 "--publish", hub.url, "--key", hub.key, "--idle", "2"],
+                capture_output=True, text=True, timeout=scaled(60),
+            )  # fmt: skip
+    finally:
+        assert hub.stop()[0] == 0
+    return result.returncode, result.stdout + result.stderr
+
+
+def verdicts(output: str) -> dict[str, str]:
+    return {
+        check: line.split()[0] for line in output.splitlines() for check in CHECKS if check in line
+    }
+
+
+def test_the_deployed_configuration_passes(tmp_path: Path) -> None:
+    code, output = probe(tmp_path, None)
+    assert code == 0, output
+    assert verdicts(output) == dict.fromkeys(CHECKS, "ok"), output
+    assert "delays" in output and "fix:" not in output
+
+
+@pytest.mark.parametrize(
+    ("changes", "hub_args", "failing", "fix"),
+    [
+        (
+            {"gzip off;": "gzip on; gzip_types text/event-stream;"},
+            (),
+            "events arrive as published",
+            "gzip off;",
+        ),
+        (
+            {"proxy_read_timeout 1h;": "proxy_read_timeout 1s;"},
+            (),
+            "the stream survives an idle period",
+            "proxy_read_timeout 1h;",
+        ),
+        (
+            None,
+            ("--trusted-proxy", "none"),
+            "the hub sees the client's address",
+            "--trusted-proxy 127.0.0.1",
+        ),
+    ],
+    ids=["gzip", "short-read-timeout", "untrusted-proxy"],
+)
+def test_a_faulty_path_is_found_with_its_fix(
+    tmp_path: Path,
+    changes: dict[str, str] | None,
+    hub_args: tuple[str, ...],
+    failing: str,
+    fix: str,
+) -> None:
+    code, output = probe(tmp_path, changes, *hub_args)
+    assert code == 1, output
+    assert verdicts(output) == {check: "FAIL" if check == failing else "ok" for check in CHECKS}, (
+        output
+    )
+    assert fix in output.split("fix:", 1)[1], output
