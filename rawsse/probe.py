@@ -276,7 +276,9 @@ def run_probe(public: str, publish: str, key: str, *, idle: float) -> list[Findi
                 "the public URL must reach the hub's /events",
             )
         ]
-    findings = [_address(stream), _delivery(stream, publish, key, topic, timeout)]
+    # The delivery check first: a compressed stream brings the hub's greeting only
+    # once later bytes push it out of the compressor.
+    findings = [_delivery(stream, publish, key, topic, timeout), _address(stream)]
     findings.append(_idle(stream, publish, key, topic, idle, timeout))
     last_id = stream.events[-1][1] if stream.events else ""
     if last_id:

@@ -20,7 +20,7 @@ import signal
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from rawsse.config import Config
 from rawsse.hub import Hub
@@ -31,6 +31,8 @@ from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, Router
 __all__ = ["Server", "ServerThread", "run"]
 
 logger = logging.getLogger("rawsse.server")
+
+_T = TypeVar("_T")
 
 #: How often paused subscribers are checked against ``slow_timeout`` at most: a stalled
 #: client is dropped within ``slow_timeout`` plus this (or a quarter of it, if smaller).
@@ -371,6 +373,19 @@ class ServerThread:
             raise RuntimeError("ServerThread is not running: call start() first")
         published = self.hub.publish_async(topic, data, event=event, id=id, retry=retry)
         return asyncio.run_coroutine_threadsafe(published, loop).result(timeout)
+
+    def call(self, function: Callable[..., _T], *args: Any, timeout: float = 10.0) -> _T:
+        """Run ``function(*args)`` on the server's thread, where the hub lives, and
+        return its result: how another thread reads or changes the hub's state safely
+        (``server.call(lambda: server.hub.subscriber_count)``)."""
+        loop = self._loop
+        if loop is None or not self._started.done():
+            raise RuntimeError("ServerThread is not running: call start() first")
+
+        async def run() -> _T:
+            return function(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
 
     def stop(self, timeout: float | None = None) -> None:
         """Shut the server down (staged, as :meth:`Server.shutdown`) and join the thread."""

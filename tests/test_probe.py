@@ -30,7 +30,7 @@ def probe(tmp_path: Path, changes: dict[str, str] | None, *hub_args: str) -> tup
         with nginx_in_front(tmp_path, port, changes) as front:
             result = subprocess.run(
                 [sys.executable, "-m", "rawsse", "probe", "--public", front,
-                 "--publish", hub.url, "--key", hub.key, "--idle", "2"],
+                 "--publish", hub.url, f"--key={hub.key}", "--idle", "2"],
                 capture_output=True, text=True, timeout=scaled(60),
             )  # fmt: skip
     finally:
