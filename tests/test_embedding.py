@@ -44,9 +44,11 @@ def test_server_thread_publishes_from_other_threads() -> None:
         thread = threading.Thread(target=reader)
         thread.start()
         deadline = time.monotonic() + scaled(10)
-        while server.server.hub.subscriber_count == 0:  # an int read: safe across threads
+        # ServerThread.call reads the hub's state on its own thread.
+        while server.call(lambda: server.hub.subscriber_count) == 0:
             assert time.monotonic() < deadline, "the reader never subscribed"
             time.sleep(0.01)
+        assert server.call(lambda: threading.current_thread().name) == "rawsse-server"
         ids = [server.publish("jobs", f"step {i}", event="progress") for i in range(3)]
         thread.join(scaled(10))
         assert result == [[("progress", f"step {i}") for i in range(3)]]
@@ -63,6 +65,8 @@ def test_server_thread_reports_start_up_errors() -> None:
             clash.start()
     with pytest.raises(RuntimeError, match="not running"):
         ServerThread(config=Config(port=0)).publish("t", "x")
+    with pytest.raises(RuntimeError, match="not running"):
+        ServerThread(config=Config(port=0)).call(int)
 
 
 def run_example(name: str, *args: str) -> tuple[subprocess.Popen[str], str]:
