@@ -70,7 +70,19 @@ def test_workers_need_redis_and_say_so_in_one_line() -> None:
     assert "--workers needs --redis" in result.stderr
 
 
-async def test_workers_share_one_port_one_producer_and_restart(tmp_path: Path) -> None:
+# The servers here are processes of their own: the tests' clients run once, on
+# asyncio's loop (asyncio.run), not once per loop as the in-process tests do.
+
+
+def test_workers_share_one_port_one_producer_and_restart(tmp_path: Path) -> None:
+    asyncio.run(workers_share_one_port_one_producer_and_restart(tmp_path))
+
+
+def test_two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) -> None:
+    asyncio.run(two_servers_on_one_redis_deliver_the_same_events(redis))
+
+
+async def workers_share_one_port_one_producer_and_restart(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis:
         port, metrics_port = free_port(), free_port()
         while metrics_port + 1 == port:
@@ -126,7 +138,7 @@ async def test_workers_share_one_port_one_producer_and_restart(tmp_path: Path) -
         assert not Path(f"/proc/{pids[0]}").exists()
 
 
-async def test_two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) -> None:
+async def two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) -> None:
     a = start_hub("--redis", redis.url, "--no-demo", "--log-level", "warning")
     b = start_hub("--redis", redis.url, "--no-demo", "--log-level", "warning")
     try:
