@@ -26,6 +26,15 @@ DEFAULT_PORT = 8000
 #: 1000 events covers a minute at 16 events/s per topic at a few hundred KiB of memory.
 DEFAULT_HISTORY = 1000
 
+#: What the memory backend's history may hold in all, events and bookkeeping: per-user
+#: topics, or a publisher inventing topics, cannot grow a process past it. 64 MiB is
+#: about 200 000 kept events of 100 bytes, or 50 000 topics of one event each.
+DEFAULT_HISTORY_BYTES = 64 * MiB
+
+#: Events older than this are forgotten (a client back after longer is told what it
+#: lost): an hour covers a laptop's lid closed over lunch.
+DEFAULT_HISTORY_TTL = 3600.0
+
 #: The largest publish body and encoded event, as Mercure's default (1 MiB).
 DEFAULT_MAX_EVENT_SIZE = 1 * MiB
 
@@ -158,6 +167,13 @@ class Config:
     port: int = _setting(DEFAULT_PORT, "TCP port; 0 picks a free one")
     history: int = _setting(
         DEFAULT_HISTORY, "events kept per topic for replay to reconnecting clients"
+    )
+    history_bytes: int = _setting(
+        DEFAULT_HISTORY_BYTES,
+        "bytes the in-memory history may hold in all (oldest events go first); 0 is no bound",
+    )
+    history_ttl: float = _setting(
+        DEFAULT_HISTORY_TTL, "seconds an event stays in the in-memory history; 0 is no limit"
     )
     max_buffer: int = _setting(
         DEFAULT_MAX_BUFFER, "bytes a subscriber may leave unsent before it is dropped"
@@ -295,6 +311,7 @@ class Config:
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0-65535, got {self.metrics_port!r}")
         _at_least("history", self.history, 0)
+        _at_least("history_bytes", self.history_bytes, 0)
         _at_least("max_event_size", self.max_event_size, 1)
         _at_least("write_high_water", self.write_high_water, 1)
         _at_least("max_header_size", self.max_header_size, 1 * KiB)
@@ -338,6 +355,7 @@ class Config:
             "dead_peer_timeout",
             "token_expiry_notice",
             "flush_delay",
+            "history_ttl",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

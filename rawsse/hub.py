@@ -445,7 +445,7 @@ class Hub:
 def backend_for(config: Config) -> Backend:
     """The backend ``config`` asks for: Redis when ``config.redis`` is set, else memory."""
     if config.redis is None:
-        return MemoryBackend(config.history)
+        return MemoryBackend(config.history, max_bytes=config.history_bytes, ttl=config.history_ttl)
     try:
         from rawsse.backends.redis import RedisBackend
     except ImportError as exc:

@@ -153,6 +153,7 @@ class Server:
 
     def _prune_limits(self) -> None:
         self._state.admission.limits.prune(asyncio.get_running_loop().time())
+        self.hub.backend.expire()
         self._schedule(LIMIT_PRUNE_INTERVAL, self._prune_limits)
 
     @property

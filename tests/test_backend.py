@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -126,3 +129,101 @@ def test_history_zero_keeps_nothing_but_knows_what_was_lost() -> None:
     append(backend, ("a",), "x")
     replay = backend.replay(("a",), "0000000a-0")
     assert lost_of(replay.lost)["reason"] == "expired" and list(replay.records) == []
+
+
+def bounded(max_bytes: int = 0, ttl: float = 0.0, history: int = 10) -> MemoryBackend:
+    backend = MemoryBackend(history, max_bytes=max_bytes, ttl=ttl)
+    backend.attach(NullHub())
+    return backend
+
+
+def test_the_history_in_all_stays_within_its_bytes_and_forgotten_topics_are_told() -> None:
+    backend = bounded(max_bytes=20_000)
+    parts = encode_parts("x" * 100)
+    kept_from_start = backend.publish(("old",), parts, id=None)
+    for i in range(1000):  # per-user topics, one event each
+        backend.publish((f"user-{i}",), parts, id=None)
+        assert backend.bytes <= 20_000
+    assert len(backend._history) < 20
+    assert "old" not in backend._history and "user-999" in backend._history
+    # A client of a forgotten topic is told; so is one of a topic made again since.
+    replay = backend.replay(["old"], kept_from_start.id)
+    assert lost_of(replay.lost)["reason"] == "expired" and list(replay.records) == []
+    again = backend.publish(("user-0",), parts, id=None)
+    replay = backend.replay(["user-0"], kept_from_start.id)
+    assert lost_of(replay.lost)["reason"] == "expired"
+    assert [r.id for r in replay.records] == [again.id]
+
+
+def test_a_topic_never_forgotten_gets_no_false_notice() -> None:
+    backend = bounded(max_bytes=20_000)
+    parts = encode_parts("x" * 100)
+    first = backend.publish(("steady",), parts, id=None)
+    for i in range(100):
+        backend.publish((f"user-{i}",), parts, id=None)
+        backend.publish(("steady",), parts, id=None)
+    # "steady" lost events to the bound (expired), but what it keeps replays in order,
+    # and a client positioned after its oldest kept event is told nothing.
+    replay = backend.replay(["steady"], first.id)
+    assert lost_of(replay.lost)["reason"] == "expired"
+    kept = list(backend._history["steady"])
+    replay = backend.replay(["steady"], kept[0].id)
+    assert replay.lost is None and [r.id for r in replay.records] == [r.id for r in kept[1:]]
+
+
+def test_events_older_than_the_ttl_are_forgotten() -> None:
+    backend = bounded(ttl=60)
+    first = backend.publish(("t",), encode_parts("a"), id="mine")
+    second = backend.publish(("t", "u"), encode_parts("b"), id=None)
+    backend.expire(time.monotonic() + 30)
+    assert backend.history_size() == 3
+    backend.expire(time.monotonic() + 61)
+    assert backend.history_size() == 0 and backend._history == {} and backend.bytes == 0
+    replay = backend.replay(["t"], first.id)
+    assert lost_of(replay.lost) == {
+        "reason": "unknown",  # the publisher's id is forgotten with its event
+        "last_event_id": "mine",
+        "resume_id": backend.make_id(second.seq),
+    }
+    replay = backend.replay(["u"], backend.make_id(first.seq))
+    assert lost_of(replay.lost)["reason"] == "expired"
+
+
+def test_no_history_keeps_no_topic() -> None:
+    none_kept = bounded(max_bytes=1 << 20, history=0)
+    for i in range(1000):
+        none_kept.publish((f"t{i}",), encode_parts("x"), id=None)
+    assert none_kept._history == {} and none_kept._evicted == {}
+    unbounded = MemoryBackend(5)
+    unbounded.attach(NullHub())
+    for _ in range(1000):
+        unbounded.publish(("t",), encode_parts("x"), id=None)
+    assert unbounded.history_size() == 5 and len(unbounded._history) == 1
+
+
+def test_per_user_topics_stay_within_the_documented_memory() -> None:
+    """One event to each of 200 000 distinct topics (unbounded, about 280 MiB), with
+    the default bounds: the process grows by at most 1.5 x ``history_bytes``
+    (docs/configuration.md). The full million: ``perf/README.md``."""
+    script = """
+import sys
+from rawsse.config import Config
+from rawsse.backends.memory import MemoryBackend
+from rawsse.events import encode_parts
+from tests.fakes import NullHub
+def rss(): return int(open("/proc/self/statm").read().split()[1]) * 4096
+config = Config()
+backend = MemoryBackend(config.history, max_bytes=config.history_bytes, ttl=config.history_ttl)
+backend.attach(NullHub())
+parts = encode_parts('{"user": 12345, "message": "you have mail"}')
+base = rss()
+for i in range(200_000):
+    backend.publish((f"user-{i}",), parts, id=None)
+print(rss() - base, config.history_bytes, backend.bytes)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    grown, bound, accounted = map(int, result.stdout.split())
+    assert accounted <= bound
+    assert grown < 1.5 * bound, (grown, bound)

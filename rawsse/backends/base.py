@@ -57,13 +57,17 @@ OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 class Record:
     """One ordered event: its place in the order, wire id, topics and final bytes."""
 
-    __slots__ = ("seq", "id", "topics", "frame")
+    __slots__ = ("seq", "id", "topics", "frame", "at")
 
-    def __init__(self, seq: int, id: str, topics: tuple[str, ...], frame: bytes) -> None:
+    def __init__(
+        self, seq: int, id: str, topics: tuple[str, ...], frame: bytes, at: float = 0.0
+    ) -> None:
         self.seq = seq
         self.id = id
         self.topics = topics
         self.frame = frame
+        #: ``time.monotonic()`` when it was published, where a backend keeps it by age.
+        self.at = at
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,10 @@ class Backend(ABC):
             BackendUnavailable: the backend cannot deliver now.
         """
         return None
+
+    def expire(self, now: float | None = None) -> None:  # noqa: B027 - optional hook
+        """Forget what has aged past the backend's limits (the server calls it every few
+        seconds)."""
 
     def unlisten(self, topic: str) -> None:  # noqa: B027 - optional hook
         """``topic`` has no local subscribers any more."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import time
 from bisect import bisect_right
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from operator import attrgetter
 
@@ -32,16 +33,42 @@ from rawsse.events import EventParts
 __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
 
 
+#: What keeping one event on one topic costs besides its bytes (its record, the
+#: references to it, its place in the order of eviction), measured with tracemalloc,
+#: and what a topic with a history costs by itself (its deque and dictionary entries).
+#: They make ``max_bytes`` a bound on memory, not on payload alone.
+ENTRY_COST = 300
+TOPIC_COST = 1000
+
+
 class MemoryBackend(Backend):
-    """Assigns ids and keeps the last ``history`` events of each topic; delivers each
-    event as it is published.
+    """Assigns ids and keeps the last ``history`` events of each topic, within
+    ``max_bytes`` in all and for ``ttl`` seconds; delivers each event as it is
+    published.
+
+    When the history is over ``max_bytes`` (frames plus :data:`ENTRY_COST` per kept
+    event and :data:`TOPIC_COST` per topic), the least recently published topic's
+    oldest events go first; events older than ``ttl`` go too; a topic left with none is
+    forgotten (in O(1) per publish: topics are kept in the order they were last
+    published to). A client positioned before anything forgotten is told (``expired``), so
+    per-user topics or a publisher inventing topics cannot grow the process without
+    bound, and never make a silent hole.
 
     Args:
         history: events kept per topic for replay; 0 keeps none.
         epoch: eight lower-case hex digits; random by default.
+        max_bytes: what the history may hold in all; 0 for no bound.
+        ttl: seconds an event is kept at most; 0 for no age limit.
     """
 
-    def __init__(self, history: int, *, epoch: str | None = None) -> None:
+    def __init__(
+        self,
+        history: int,
+        *,
+        epoch: str | None = None,
+        max_bytes: int = 0,
+        ttl: float = 0.0,
+    ) -> None:
         super().__init__()
         if epoch is None:
             epoch = secrets.token_hex(4)
@@ -50,12 +77,21 @@ class MemoryBackend(Backend):
         self.epoch = epoch
         self.history = history
         self.last_seq = 0
-        self._history: dict[str, deque[Record]] = {}
+        # Topics in the order they were last published to (when bounded).
+        self._history: OrderedDict[str, deque[Record]] = OrderedDict()
         # Per topic, the highest sequence number dropped from its history: a client
         # positioned before it has missed events we can no longer send.
         self._evicted: dict[str, int] = {}
         # Publisher-chosen ids resolve to their records while those are in the history.
         self._by_user_id: dict[str, Record] = {}
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self._bounded = bool(max_bytes)
+        #: What the history holds, as accounted against ``max_bytes``.
+        self.bytes = 0
+        # The highest sequence number of the topics forgotten whole: a topic made
+        # again since may have lost events up to it.
+        self._forgotten = 0
 
     def make_id(self, seq: int) -> str:
         """The wire id of sequence number ``seq`` in this epoch."""
@@ -76,25 +112,81 @@ class MemoryBackend(Backend):
                 raise InvalidEvent(f"id {id!r} is already in the history")
         wire_id = self.make_id(seq) if id is None else id
         self.last_seq = seq
-        record = Record(seq, wire_id, topics, parts.frame(wire_id))
+        record = Record(
+            seq, wire_id, topics, parts.frame(wire_id), time.monotonic() if self.ttl else 0.0
+        )
         if id is not None:
             self._by_user_id[id] = record
+        history = self._history
         for topic in topics:
-            kept = self._history.get(topic)
+            kept = history.get(topic)
             if kept is None:
-                kept = self._history[topic] = deque()
+                kept = self._new_topic(topic)
+            elif self._bounded:
+                history.move_to_end(topic)  # least recently published first
             kept.append(record)
+            self.bytes += len(record.frame) + ENTRY_COST
             if len(kept) > self.history:
-                self._forget(topic, kept.popleft())
+                self._pop_oldest(topic, kept)
+            elif self.ttl and kept[0].at < record.at - self.ttl:
+                self._trim(topic, kept, record.at - self.ttl)
+        if self.max_bytes and self.bytes > self.max_bytes:
+            self._shrink()
         self.deliver(record)
         return record
+
+    def _new_topic(self, topic: str) -> deque[Record]:
+        kept: deque[Record] = deque()
+        self._history[topic] = kept
+        self.bytes += TOPIC_COST
+        if self._forgotten:
+            # It may have been kept and forgotten before: anything up to the last
+            # forgotten event may be missing from it.
+            self._evicted[topic] = max(self._evicted.get(topic, 0), self._forgotten)
+        return kept
+
+    def _pop_oldest(self, topic: str, kept: deque[Record]) -> None:
+        record = kept.popleft()
+        self.bytes -= len(record.frame) + ENTRY_COST
+        self._forget(topic, record)
+        if not kept:
+            del self._history[topic]
+            self.bytes -= TOPIC_COST
+            self._forgotten = max(self._forgotten, self._evicted.pop(topic, 0))
+
+    def _shrink(self) -> None:
+        """Over ``max_bytes``: the least recently published topic's oldest events go
+        first, then the topic itself."""
+        history = self._history
+        while self.bytes > self.max_bytes and history:
+            topic = next(iter(history))
+            self._pop_oldest(topic, history[topic])
+
+    def _trim(self, topic: str, kept: deque[Record], cutoff: float) -> None:
+        while kept and kept[0].at < cutoff:
+            self._pop_oldest(topic, kept)
+
+    def expire(self, now: float | None = None) -> None:
+        """Forget events older than ``ttl`` (the server calls it every few seconds;
+        publishing trims the topics it touches)."""
+        if not self.ttl:
+            return
+        cutoff = (time.monotonic() if now is None else now) - self.ttl
+        for topic, kept in list(self._history.items()):
+            self._trim(topic, kept, cutoff)
 
     def _forget(self, topic: str, record: Record) -> None:
         self._evicted[topic] = record.seq
         if record.id in self._by_user_id and all(
-            self._evicted.get(t, 0) >= record.seq for t in record.topics
+            self._evicted_of(t) >= record.seq for t in record.topics if t != topic
         ):
             del self._by_user_id[record.id]
+
+    def _evicted_of(self, topic: str) -> int:
+        """The highest sequence number ``topic`` may have lost."""
+        if topic in self._history:
+            return self._evicted.get(topic, 0)
+        return max(self._evicted.get(topic, 0), self._forgotten)
 
     def history_size(self) -> int:
         """Events kept, counted once per topic that keeps them."""
@@ -113,8 +205,14 @@ class MemoryBackend(Backend):
         """
         if last_event_id is None:
             return Replay(None, nothing())
+        if self.ttl:
+            cutoff = time.monotonic() - self.ttl
+            for topic in topics:
+                kept = self._history.get(topic)
+                if kept:
+                    self._trim(topic, kept, cutoff)
         after, reason = self._position(last_event_id)
-        evicted = max((self._evicted.get(t, 0) for t in topics), default=0)
+        evicted = max((self._evicted_of(t) for t in topics), default=0)
         if reason is None and evicted > after:
             reason = "expired"
         if reason == "unknown":
