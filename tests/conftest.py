@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,13 @@ def pytest_asyncio_loop_factories(
     elif os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
         raise pytest.UsageError("uvloop is required (RAWSSE_REQUIRE_EXTERNAL=1)")
     return factories
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server the test starts (redis-server, nginx)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def require_program(name: str) -> str:

@@ -11,15 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import require_program, scaled
+from tests.conftest import free_port, require_program, scaled
 
 CONF = Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def deploy_conf(

@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 
 from rawsse.config import Config
-from tests.conftest import require_program, running_server, scaled
-from tests.redis_server import free_port
+from tests.conftest import free_port, require_program, running_server, scaled
 
 RULES = Path(__file__).resolve().parent.parent / "deploy" / "alerts.yml"
 

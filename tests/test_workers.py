@@ -17,8 +17,8 @@ import pytest
 
 from tests.cli import start_hub
 from tests.client import metric_at
-from tests.conftest import scaled, wait_for
-from tests.redis_server import RedisServer, free_port, redis_server
+from tests.conftest import free_port, scaled, wait_for
+from tests.redis_server import RedisServer, redis_server
 from tests.test_stream import collect
 
 if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
