@@ -151,7 +151,7 @@ class Admission:
 
     def client(self, peer_ip: str, trusted: bool, request: Request) -> str:
         """The client's address: the peer's, or what a trusted proxy reports."""
-        return self.proxies.client(peer_ip, request.headers) if trusted else peer_ip
+        return self.proxies.forwarded_client(peer_ip, request.headers) if trusted else peer_ip
 
     # -- streams ------------------------------------------------------------------------
 

@@ -4,6 +4,9 @@ and the event-stream head out as bytes.
 h11 owns the handshake: it parses every request, enforces HTTP/1.1's framing rules and
 writes every response head, including that of an event stream, so that keep-alive,
 pipelining, HEAD, ``Expect: 100-continue``, HTTP/1.0 and malformed input follow RFC 9112.
+The one exception is the common answer (kept alive, with a length), written as the
+bytes h11 would write but without its send cycle (``Exchange._answer_directly``).
+
 On top of h11 this module refuses what h11 lets through but a server facing the internet
 should not: unsupported versions, heads over the size limit (also when they arrive in
 one read), both Content-Length and Transfer-Encoding, Transfer-Encoding in HTTP/1.0,
@@ -30,9 +33,10 @@ __all__ = ["CLIENT_CLOSED", "Ending", "Exchange", "Request"]
 Headers = Sequence[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    """A complete request: its head as h11 gave it, and its body."""
+    """A complete request: its head as h11 gave it, and its body. (Not frozen: one is
+    made per request, and a frozen dataclass pays a call per field to be built.)"""
 
     method: bytes
     target: bytes
@@ -71,11 +75,26 @@ class Exchange:
             length before reading and while reading).
     """
 
-    __slots__ = ("_h11", "_head", "_body", "_body_size", "_max_header", "_max_body", "_output")
+    __slots__ = (
+        "_h11",
+        "_head",
+        "_headers",
+        "_keep_alive",
+        "_body",
+        "_body_size",
+        "_max_header",
+        "_max_body",
+        "_output",
+    )
 
     def __init__(self, *, max_header_size: int, max_body_size: int) -> None:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._head: h11.Request | None = None
+        # The head's headers as one plain tuple: h11's are a Sequence whose every
+        # iteration costs a Python call per header, and a request is looked at often.
+        self._headers: tuple[tuple[bytes, bytes], ...] = ()
+        # Whether the request lets the connection stay open (HTTP/1.1, no "close").
+        self._keep_alive = False
         self._body: list[bytes] | None = None
         self._body_size = 0
         self._max_header = max_header_size
@@ -109,7 +128,7 @@ class Exchange:
         head = self._head
         if head is None:
             return None
-        return Request(head.method, head.target, head.headers, head.http_version)
+        return Request(head.method, head.target, self._headers, head.http_version)
 
     def take_output(self) -> bytes:
         """Bytes to send that no answer carries (``100 Continue``)."""
@@ -146,22 +165,25 @@ class Exchange:
                 body = b"".join(self._body) if self._body else b""
                 self._body = None
                 assert head is not None
-                return Request(head.method, head.target, head.headers, head.http_version, body)
+                return Request(head.method, head.target, self._headers, head.http_version, body)
             elif isinstance(event, h11.ConnectionClosed):
                 return CLIENT_CLOSED
 
     def _on_head(self, head: h11.Request) -> None:
         self._head = head
+        self._headers = headers = tuple(
+            [(name.lower(), value) for name, value in head.headers.raw_items()]
+        )
         self._body = None
         self._body_size = 0
         if head.http_version not in (b"1.0", b"1.1"):
             raise _fatal(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         # h11 bounds only a head that is still incomplete; one that arrived whole in a
         # single read is measured here, so the limit holds however the bytes arrive.
-        head_size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers)
+        head_size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers)
         if head_size > self._max_header:
             raise _fatal(431, "request header fields too large")
-        names = {name for name, _value in head.headers}
+        names = {name for name, _value in headers}
         if b"content-length" in names and b"transfer-encoding" in names:
             # The shape of request smuggling: refused, and the connection closed (RFC
             # 9112 6.1). h11 already refuses differing Content-Lengths, and repeated or
@@ -170,7 +192,11 @@ class Exchange:
         if head.http_version == b"1.0" and b"transfer-encoding" in names:
             # HTTP/1.0 has no chunked framing: RFC 9112 6.1 calls this faulty framing.
             raise _fatal(400, "Transfer-Encoding in an HTTP/1.0 request")
-        length = header_value(head.headers, b"content-length")
+        connection = header_value(headers, b"connection")
+        self._keep_alive = head.http_version == b"1.1" and (
+            connection is None or b"close" not in _tokens(connection)
+        )
+        length = header_value(headers, b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body:
             raise _fatal(413, "payload too large")
         if self._h11.they_are_waiting_for_100_continue:
@@ -202,12 +228,20 @@ class Exchange:
         close = close or conn.their_state is h11.ERROR
         if close:
             headers = [*headers, (b"connection", b"close")]
-        parts = [
-            conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
-        ]
+        response, head_bytes = _response(status, headers)
+        if (
+            not close
+            and self._keep_alive
+            and conn.their_state is h11.DONE
+            and head_bytes is not None
+            and head is not None
+            and head.method != b"HEAD"
+        ):
+            return self._answer_directly(head_bytes, body), Ending.KEEP_ALIVE
+        parts = [conn.send(response)]
         if body and (head is None or head.method != b"HEAD"):
             parts.append(conn.send(h11.Data(data=body)))
-        parts.append(conn.send(h11.EndOfMessage()))
+        parts.append(conn.send(_END))
         self._head = None
         self._body = None
         data = b"".join(p for p in parts if p)
@@ -217,6 +251,23 @@ class Exchange:
         if conn.their_state is h11.DONE:
             conn.start_next_cycle()
         return data, Ending.KEEP_ALIVE
+
+    def _answer_directly(self, head: bytes, body: bytes) -> bytes:
+        """The common answer (a complete HTTP/1.1 request kept alive, a body of known
+        length) written without h11's send cycle, which costs more than all the rest
+        of a publish: the bytes are exactly those h11 writes (its ``Response`` checked
+        the head once, see ``_response``), and the next request is read by a fresh
+        h11 connection given what the client has sent beyond this one. h11 still parses
+        every request."""
+        trailing, closed = self._h11.trailing_data
+        self._h11 = conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
+        if trailing:
+            conn.receive_data(bytes(trailing))
+        if closed:
+            conn.receive_data(b"")
+        self._head = None
+        self._body = None
+        return head + body
 
     def stream_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
         """The head of a 200 event stream, and whether its body is chunked (HTTP/1.1)
@@ -230,6 +281,43 @@ class Exchange:
         head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
         assert head is not None
         return head, chunked
+
+
+_END = h11.EndOfMessage()
+
+#: Response heads already checked by h11, by status and headers: the answers a server
+#: gives are few (the same publish answer but for its length, the same probes), and
+#: h11 validates every header of a new ``Response`` with regular expressions. Its
+#: events are immutable, so one can be sent on any connection.
+_RESPONSES: dict[
+    tuple[int, tuple[tuple[bytes, bytes], ...]], tuple[h11.Response, bytes | None]
+] = {}
+_RESPONSES_KEPT = 512
+
+
+def _response(status: int, headers: list[tuple[bytes, bytes]]) -> tuple[h11.Response, bytes | None]:
+    """The ``Response`` for ``status`` and ``headers``, and, when it has a length (so
+    h11 adds no framing of its own), its head as the bytes h11 writes."""
+    key = (status, tuple(headers))
+    cached = _RESPONSES.get(key)
+    if cached is None:
+        response = h11.Response(status_code=status, headers=headers, reason=_reason(status))
+        head = None
+        if status >= 200 and any(name == b"content-length" for name, _ in headers):
+            head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (
+                status,
+                response.reason,
+                b"".join(b"%s: %s\r\n" % item for item in response.headers.raw_items()),
+            )
+        if len(_RESPONSES) >= _RESPONSES_KEPT:
+            _RESPONSES.clear()  # varied answers (origins, waits): start again
+        cached = _RESPONSES[key] = (response, head)
+    return cached
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    """The lower-case items of a comma-separated header value."""
+    return [item.strip() for item in value.lower().split(b",")]
 
 
 def _fatal(status: int, reason: str) -> RequestError:

@@ -524,13 +524,14 @@ class RequestCycle:
             return
         conn._write(data)
         server.hub.metrics.count_request(path_label(request), reply.status)
-        access_logger.info(
-            '%s "%s %s" %d',
-            conn._who(),
-            request.method.decode("latin-1") if request is not None else "-",
-            redact_target(request.target) if request is not None else "-",
-            reply.status,
-        )
+        if access_logger.isEnabledFor(logging.INFO):  # its arguments cost, even unlogged
+            access_logger.info(
+                '%s "%s %s" %d',
+                conn._who(),
+                request.method.decode("latin-1") if request is not None else "-",
+                redact_target(request.target) if request is not None else "-",
+                reply.status,
+            )
         if ending is Ending.KEEP_ALIVE:
             conn._set_state(ConnState.IDLE if self.exchange.idle else ConnState.REQUEST)
         else:

@@ -66,6 +66,11 @@ class ProxyResolver:
         """
         if not self.is_trusted(peer):
             return peer
+        return self.forwarded_client(peer, headers)
+
+    def forwarded_client(self, peer: str, headers: Sequence[tuple[bytes, bytes]]) -> str:
+        """:meth:`client` for a ``peer`` already known to be trusted (the connection's
+        peer is checked once, not on each of its requests)."""
         hops: list[str] = []
         real_ip: bytes | None = None
         for name, value in headers:
