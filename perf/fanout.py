@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10, help="seconds of publishing")
     parser.add_argument("--stall", type=int, default=0, help="percent of clients that stop reading")
     parser.add_argument("--publishers", type=int, default=4, help="HTTP publisher connections")
-    parser.add_argument("--flush-delay", type=float, default=0.0, help="rawsse flush_delay, s")
+    parser.add_argument(
+        "--flush-delay", default="auto", help="rawsse's --flush-delay: seconds, or auto"
+    )
     parser.add_argument("--json", type=Path, help="where to write the result")
     args = parser.parse_args()
     chosen = target(args.server, flush_delay=args.flush_delay)

@@ -397,9 +397,9 @@ SERVERS = (
 )
 
 
-def target(name: str, *, flush_delay: float = 0.0) -> Target | None:
+def target(name: str, *, flush_delay: str = "auto") -> Target | None:
     """The server called ``name``; None when it is not installed here."""
-    extra = ["--flush-delay", str(flush_delay)] if flush_delay else []
+    extra = ["--flush-delay", flush_delay]
     if name == "rawsse":
         return rawsse("inproc", *extra)
     if name == "rawsse-http":

@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=10)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--duration", type=float, default=5)
-    parser.add_argument("--flush-delay", type=float, default=0.0)
+    parser.add_argument("--flush-delay", default="auto", help="seconds, or auto")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = {}

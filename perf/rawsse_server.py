@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import raise_file_limit
 
 from rawsse import Config, Hub, Server
+from rawsse.__main__ import auto_or_seconds
 from rawsse.loops import loop_factory
 
 
@@ -131,7 +132,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=0)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--duration", type=float, default=0)
-    parser.add_argument("--flush-delay", type=float, default=0.0)
+    parser.add_argument("--flush-delay", type=auto_or_seconds, default=None, help="s, or auto")
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--redis", default=None, help="the Redis backend at this URL")
     args = parser.parse_args()

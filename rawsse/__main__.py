@@ -53,6 +53,16 @@ def _read_key_file(path: str | None) -> str | None:
         raise ConfigError(f"cannot read --jwt-public-key {path}: {exc.strerror}") from None
 
 
+def auto_or_seconds(value: str) -> float | None:
+    """A setting that is a number or ``auto`` (``None``: the hub adapts it)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither a number nor 'auto'") from None
+
+
 def _flag(field: dataclasses.Field[Any]) -> str:
     """A setting's flag without its dashes: the field's name, unless it says otherwise."""
     return str(field.metadata.get("flag", field.name.replace("_", "-")))
@@ -82,6 +92,10 @@ def add_config_options(parser: argparse.ArgumentParser, names: Sequence[str] | N
         elif kind.startswith("tuple"):
             help_text += f" (repeatable, or comma-separated in RAWSSE_{env})"
             parser.add_argument(flag, action="append", default=None, help=help_text, **extra)
+        elif field.metadata.get("auto"):
+            parser.add_argument(
+                flag, type=auto_or_seconds, default=_env(env, None), help=help_text, **extra
+            )
         else:
             if field.default is not None:
                 help_text += " (default %(default)s)"

@@ -82,11 +82,15 @@ DEFAULT_SHUTDOWN_RETRY_WINDOW = 5000
 #: history merge on replay.
 DEFAULT_MAX_TOPICS = 64
 
-#: Events published within this many seconds of the previous flush wait for the rest of
-#: it and go out together: under load, fewer and larger writes for a bounded delay;
-#: when idle, no delay at all. 0 flushes every loop iteration. See perf/README.md for
-#: the figures the default was chosen from.
-DEFAULT_FLUSH_DELAY = 0.0
+#: ``flush_delay``'s default: adaptive (``None``; ``auto`` on the command line). Events
+#: that follow a flush wait at most as long as that flush took, so that writing never
+#: takes more than about half of the loop: no delay at moderate load, and under heavy
+#: load events are gathered into fewer, larger writes. A number is a fixed delay in
+#: seconds (0: flush every loop iteration). See perf/README.md for the figures.
+DEFAULT_FLUSH_DELAY = None
+
+#: The adaptive delay's ceiling, however long a flush took: a latency bound.
+MAX_ADAPTIVE_FLUSH_DELAY = 0.05
 
 #: Topic names are bounded so that URLs and the history's keys stay small.
 MAX_TOPIC_LENGTH = 256
@@ -286,10 +290,12 @@ class Config:
         "seconds unacknowledged data may wait before the kernel drops a vanished client; "
         "0 leaves the kernel's default",
     )
-    flush_delay: float = _setting(
+    flush_delay: float | None = _setting(
         DEFAULT_FLUSH_DELAY,
-        "seconds events that follow a flush closely wait to be batched into one write "
-        "(0: every loop iteration; 0.005 quadruples HTTP publish capacity, see perf/README.md)",
+        "seconds events that follow a flush wait to be batched into one write per "
+        "subscriber; 'auto' (the default) waits as long as the last flush took, so that "
+        "writing takes at most about half the loop; 0 flushes every loop iteration",
+        auto=True,
     )
     redis: str | None = _setting(
         None,
@@ -358,6 +364,8 @@ class Config:
             "history_ttl",
         ):
             value = getattr(self, name)
+            if value is None and name == "flush_delay":
+                continue  # adaptive
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
         if self.conn_rate and self.conn_burst < 1:

@@ -90,6 +90,18 @@ def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.Mo
     assert _split_commas(args.trusted_proxy) == ("::1", "a", "b")
 
 
+def test_the_flush_delay_is_adaptive_unless_a_number_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert build_parser().parse_args([]).flush_delay is None
+    assert build_parser().parse_args(["--flush-delay", "auto"]).flush_delay is None
+    assert build_parser().parse_args(["--flush-delay", "0"]).flush_delay == 0.0
+    monkeypatch.setenv("RAWSSE_FLUSH_DELAY", "0.005")
+    assert build_parser().parse_args([]).flush_delay == 0.005
+    monkeypatch.setenv("RAWSSE_FLUSH_DELAY", "AUTO")
+    assert build_parser().parse_args([]).flush_delay is None
+
+
 def test_every_config_field_has_a_flag_and_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI is derived from Config: each field has a --flag and a RAWSSE_* variable,
     both reaching the Config that main() builds; and the token command is in --help."""
@@ -132,6 +144,8 @@ def test_bad_values_are_refused_with_the_field_named() -> None:
         (["--subscribe-auth"], {}, "subscribe_auth"),
         (["--jwt-public-key", "/nonexistent.pem"], {}, "jwt-public-key"),
         (["--conn-rate", "-1"], {}, "conn_rate"),
+        (["--flush-delay", "-1"], {}, "flush_delay"),
+        (["--flush-delay", "soon"], {}, "neither a number nor 'auto'"),
         (["--redis", "http://127.0.0.1:6379"], {}, "redis"),
         (["--redis-timeout", "0"], {}, "redis_timeout"),
         (["--redis-prefix", ""], {}, "redis_prefix"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.protocol import HttpConnection, ServerState
 from tests.client import RawConnection, get
-from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, wait_for
+from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
 from tests.fakes import RecordingTransport, never_reading_stream
 from tests.sse_parser import dechunk, parse
 
@@ -68,6 +69,106 @@ async def test_flush_delay_batches_only_under_load() -> None:
     assert time.monotonic() - flushed_at >= 0.2 - 0.01
     payload, _ = dechunk(transport.writes[1] + b"0\r\n\r\n")
     assert [e.data for e in parse(payload.decode()).events] == ["second", "third"]
+
+
+class CostlyTransport(RecordingTransport):
+    """A transport whose every write takes ``cost`` seconds of CPU, as a fan-out to
+    many subscribers does."""
+
+    def __init__(self, cost: float) -> None:
+        super().__init__()
+        self.cost = cost
+        self.written_at: list[float] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        end = time.monotonic() + self.cost
+        while time.monotonic() < end:  # busy, as a write is: not a wait
+            pass
+        super().write(data)
+        self.written_at.append(time.monotonic())
+
+
+def costly_stream(state: ServerState) -> CostlyTransport:
+    """A stream on topic ``a`` whose writes cost what the test sets."""
+    connection = HttpConnection(state)
+    transport = CostlyTransport(0.0)
+    connection.connection_made(transport)
+    connection.data_received(get("/events?topic=a"))
+    transport.writes.clear()
+    transport.written_at.clear()
+    return transport
+
+
+def events_of(write: bytes) -> list[str]:
+    payload, _ = dechunk(write + b"0\r\n\r\n")
+    return [e.data for e in parse(payload.decode()).events]
+
+
+async def test_the_default_flush_adds_no_wait_when_fan_out_is_quick() -> None:
+    config = Config(publish_key="k")
+    assert config.flush_delay is None  # adaptive
+    hub = Hub(config)
+    state = ServerState(config, hub, None)
+    _, transport = open_stream(state, "/events?topic=a")
+    for i in range(5):
+        hub.publish("a", f"e{i}")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        # Each event in its own write, flushed in the iteration it was published in.
+        assert len(transport.writes) == i + 1
+    assert [events_of(w) for w in transport.writes] == [[f"e{i}"] for i in range(5)]
+
+
+async def test_a_busy_loop_batches_its_flushes_and_a_quiet_one_stops() -> None:
+    """The default delay: while fan-out keeps the loop busy, each flush waits as long as
+    the last one took (at most 50 ms), gathering what arrives meanwhile into one
+    write; once the loop has time to spare again, events go out at once."""
+    config = Config(publish_key="k")
+    hub = Hub(config)
+    state = ServerState(config, hub, None)
+    transport = costly_stream(state)
+    published = 0
+
+    async def publish_each_iteration(until: Callable[[], bool]) -> None:
+        nonlocal published
+        deadline = time.monotonic() + scaled(10)
+        while not until():
+            assert time.monotonic() < deadline, "timed out"
+            hub.publish("a", f"e{published}")
+            published += 1
+            await asyncio.sleep(0)
+
+    # Writes of 10 ms each, an event every iteration: the loop is never idle.
+    transport.cost = 0.01
+    await publish_each_iteration(
+        lambda: bool(transport.writes) and len(events_of(transport.writes[-1])) > 1
+    )
+    batched_from = len(transport.writes)
+    assert batched_from > 3  # not at once: only once busy over several flushes
+    assert all(len(events_of(w)) == 1 for w in transport.writes[: batched_from - 1])
+    # Flushes of 100 ms: the wait is capped at MAX_ADAPTIVE_FLUSH_DELAY (50 ms).
+    transport.cost = 0.1
+    await publish_each_iteration(lambda: len(transport.writes) >= batched_from + 3)
+    gap = transport.written_at[-1] - transport.written_at[-2]
+    assert 0.15 - 0.02 <= gap < 0.15 + 0.03
+    # Quiet spells between events: after a few, an event goes out in its iteration.
+    transport.cost = 0.0
+    await wait_for(lambda: sum(len(events_of(w)) for w in transport.writes) == published)
+    for _ in range(5):
+        await asyncio.sleep(0.05)  # the scenario's quiet spell, not a wait for a condition
+        before = len(transport.writes)
+        hub.publish("a", f"e{published}")
+        published += 1
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        if len(transport.writes) == before + 1:
+            break
+        await wait_for(lambda n=before + 1: len(transport.writes) == n)
+    else:
+        raise AssertionError("still batching after five quiet spells")
+    assert [e for w in transport.writes for e in events_of(w)] == [
+        f"e{i}" for i in range(published)
+    ]
 
 
 async def test_a_paused_subscriber_over_max_buffer_is_aborted() -> None:
