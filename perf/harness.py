@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +136,7 @@ def run(
     stall: int = 0,
     publishers: int = 4,
     hold: bool = False,
+    publisher_args: Sequence[str] = (),
 ) -> dict[str, object]:
     """One run; with ``hold`` only connect the clients and measure memory."""
     raise_file_limit()
@@ -257,6 +258,7 @@ def run(
                             "--duration",
                             str(duration),
                             *[arg for h in target.publish_headers for arg in ("--header", h)],
+                            *publisher_args,
                         ],
                         1,
                     ),

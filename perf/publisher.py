@@ -1,4 +1,5 @@
-"""HTTP publisher for perf runs: K keep-alive connections POSTing stamped events.
+"""HTTP publisher for perf runs: K keep-alive connections POSTing stamped events, or
+(``--batch``) one connection streaming them as one newline-delimited JSON request.
 
 Each connection has at most one request in flight (no pipelining), as a typical
 application backend publishes. Events are due at ``--rate`` per second in all (0: as
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,6 +50,13 @@ class Publisher(asyncio.Protocol):
             self.buffer = self.buffer[end:]
             self.counts["ok" if ok else "errors"] += 1
             self.idle.put_nowait(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A server that closes a publisher's connection mid-run (nginx after its
+        # keepalive_requests) would leave the run waiting for ever: fail instead.
+        if not self.counts.get("done"):
+            print(f"publisher: the server closed a connection ({exc or 'EOF'})", file=sys.stderr)
+            os._exit(1)
 
     def send(self, request: bytes) -> None:
         assert self.transport is not None
@@ -101,9 +110,61 @@ async def main(args: argparse.Namespace) -> None:
     print(f"published {published}", flush=True)
     print(f"errors {counts['errors']}", flush=True)
     print(f"elapsed {elapsed:.3f}", flush=True)
+    counts["done"] = 1
     for publisher in connections:
         assert publisher.transport is not None
         publisher.transport.close()
+
+
+async def batch_main(args: argparse.Namespace) -> None:
+    """``--batch``: one connection, one chunked request of newline-delimited JSON
+    events, written ``--lines`` at a time as fast as the server reads them (or as they
+    fall due at ``--rate``), for ``--duration`` seconds; then the ``end`` event, and
+    the answer's lines counted."""
+    loop = asyncio.get_running_loop()
+    reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
+    head = [f"POST {args.path} HTTP/1.1", "Host: bench", "Transfer-Encoding: chunked"]
+    head += ["Content-Type: application/x-ndjson", *args.header]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    prefix = b'{"topic":"%s","data":"' % args.topic.encode()
+    suffix = b"x" * max(0, args.size - 20) + b'"}\n'
+    start = loop.time()
+    end = start + args.duration
+    interval = 1.0 / args.rate if args.rate else 0.0
+    sent = 0
+    while True:
+        now = loop.time()
+        if now >= end:
+            break
+        count = args.lines
+        if args.rate:
+            due = int((now - start) / interval) + 1
+            count = min(count, due - sent)
+            if count <= 0:
+                await asyncio.sleep(start + (sent + 1) * interval - now)
+                continue
+        stamp = b"%020d" % time.monotonic_ns()
+        body = (prefix + stamp + suffix) * count
+        writer.write(b"%x\r\n%s\r\n" % (len(body), body))
+        sent += count
+        await writer.drain()
+    elapsed = loop.time() - start
+    last = b'{"topic":"%s","event":"end","data":"end"}\n' % args.topic.encode()
+    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(last), last))
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    answer = await reader.readexactly(length)
+    lines = answer.splitlines()[:-1]  # the last answers the end event
+    published = sum(1 for line in lines if line.startswith(b'{"id"'))
+    writer.close()
+    print(f"published {published}", flush=True)
+    print(f"errors {len(lines) - published} ({status_line.split()[1].decode()})", flush=True)
+    print(f"elapsed {elapsed:.3f}", flush=True)
 
 
 if __name__ == "__main__":
@@ -115,6 +176,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--batch", action="store_true", help="one chunked NDJSON request")
+    parser.add_argument("--topic", default="bench", help="--batch: the events' topic")
+    parser.add_argument("--lines", type=int, default=200, help="--batch: lines per write")
     args = parser.parse_args()
     try:
         import uvloop
@@ -122,4 +186,4 @@ if __name__ == "__main__":
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    runner(main(args))
+    runner(batch_main(args) if args.batch else main(args))

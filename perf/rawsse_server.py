@@ -49,6 +49,8 @@ def bench_config(args: argparse.Namespace) -> Config:
         max_streams_per_address=0,
         max_streams=0,
         publish_rate=0,
+        # One batch request streams for the whole run (its answer is a line per event).
+        max_batch_size=2**31,
         flush_delay=args.flush_delay,
         redis=args.redis,
     )

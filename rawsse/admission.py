@@ -220,8 +220,26 @@ class Admission:
             AuthError: no or a wrong credential.
             Refused: over the credential's publish rate (429; the connection stays).
         """
-        grants = self.auth.publisher(bearer_token(request.headers))
+        grants = self.publisher(request)
+        self.take_publish(grants, now)
+        return grants
+
+    def publisher(self, request: Request) -> Grants:
+        """The grants of a publish's credential, without spending a publish (a batch
+        spends one per line, :meth:`take_publish`).
+
+        Raises:
+            RequestError: 403 when publishing over HTTP is off.
+            AuthError: no or a wrong credential.
+        """
+        return self.auth.publisher(bearer_token(request.headers))
+
+    def take_publish(self, grants: Grants, now: float) -> None:
+        """Spend one of the credential's publishes.
+
+        Raises:
+            Refused: over its publish rate (429; the connection stays).
+        """
         wait = self.limits.publish_rate.take(grants.subject, now)
         if wait:
             raise self._refused("too many publishes", wait, close=False)
-        return grants

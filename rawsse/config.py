@@ -38,6 +38,11 @@ DEFAULT_HISTORY_TTL = 3600.0
 #: The largest publish body and encoded event, as Mercure's default (1 MiB).
 DEFAULT_MAX_EVENT_SIZE = 1 * MiB
 
+#: A batch publish's whole body: its answer holds a line per event until it ends, so
+#: a request's size bounds that memory. A producer streaming events for longer opens a
+#: new request when one ends (413 with every line up to there answered).
+DEFAULT_MAX_BATCH_SIZE = 16 * MiB
+
 #: Unsent bytes a subscriber may hold in its transport's write buffer before it is
 #: dropped. Twice the largest event, so that a healthy client can receive a maximal
 #: event while the previous one is still in flight; at 10 000 clients the worst case is
@@ -209,6 +214,11 @@ class Config:
     max_event_size: int = _setting(
         DEFAULT_MAX_EVENT_SIZE, "largest publish body and encoded event, in bytes (413)"
     )
+    max_batch_size: int = _setting(
+        DEFAULT_MAX_BATCH_SIZE,
+        "largest batch publish body (newline-delimited JSON), in bytes; past it the "
+        "request ends with 413 and the lines published so far",
+    )
     max_topics: int = _setting(DEFAULT_MAX_TOPICS, "topics one subscription or publish may name")
     shutdown_timeout: float = _setting(
         DEFAULT_SHUTDOWN_TIMEOUT, "seconds from SIGTERM to exit, whatever clients do"
@@ -319,6 +329,7 @@ class Config:
         _at_least("history", self.history, 0)
         _at_least("history_bytes", self.history_bytes, 0)
         _at_least("max_event_size", self.max_event_size, 1)
+        _at_least("max_batch_size", self.max_batch_size, 1)
         _at_least("write_high_water", self.write_high_water, 1)
         _at_least("max_header_size", self.max_header_size, 1 * KiB)
         _at_least("max_topics", self.max_topics, 1)

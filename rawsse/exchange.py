@@ -19,7 +19,7 @@ Nothing here imports asyncio or touches a socket: tests drive it with bytes alon
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -28,7 +28,7 @@ import h11
 from rawsse.errors import RequestError
 from rawsse.http import header_value
 
-__all__ = ["CLIENT_CLOSED", "Ending", "Exchange", "Request"]
+__all__ = ["CLIENT_CLOSED", "BodyStart", "Ending", "Exchange", "Request"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -47,6 +47,21 @@ class Request:
     def header(self, name: bytes) -> bytes | None:
         """The first header called ``name`` (lower-case)."""
         return header_value(self.headers, name)
+
+
+class BodyStart:
+    """What :meth:`Exchange.next_request` returns for the head of a request whose body
+    is handed over as it arrives (see ``streams_body``)."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+
+def _STREAMED(data: bytes) -> None:
+    """The sink of a streamed body before :meth:`Exchange.attach` gives it one."""
+    raise AssertionError("a streamed body arrived before its sink was attached")
 
 
 class _ClientClosed:
@@ -85,9 +100,19 @@ class Exchange:
         "_max_header",
         "_max_body",
         "_output",
+        "_streams_body",
+        "_max_streamed",
+        "_sink",
     )
 
-    def __init__(self, *, max_header_size: int, max_body_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_header_size: int,
+        max_body_size: int,
+        streams_body: Callable[[Request], bool] | None = None,
+        max_streamed_size: int = 0,
+    ) -> None:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         self._head: h11.Request | None = None
         # The head's headers as one plain tuple: h11's are a Sequence whose every
@@ -100,6 +125,13 @@ class Exchange:
         self._max_header = max_header_size
         self._max_body = max_body_size
         self._output = b""
+        # Which requests have their body handed over as it arrives (batch publishes)
+        # rather than gathered, and the largest such body.
+        self._streams_body = streams_body
+        self._max_streamed = max_streamed_size
+        # Where the current request's body goes as it arrives, once it has been
+        # given a place (attach); ``_STREAMED`` until then; ``None``: gathered.
+        self._sink: Callable[[bytes], None] | None = None
 
     def receive(self, data: bytes) -> None:
         """Feed bytes from the client (``b""`` for end of input)."""
@@ -135,8 +167,22 @@ class Exchange:
         output, self._output = self._output, b""
         return output
 
-    def next_request(self) -> Request | _ClientClosed | None:
-        """The next complete request, :data:`CLIENT_CLOSED`, or ``None`` for more data.
+    def pending_head(self) -> Request:
+        """The head of the request being received (there must be one)."""
+        request = self.pending
+        assert request is not None
+        return request
+
+    def attach(self, sink: Callable[[bytes], None]) -> None:
+        """Where the body of the request just announced by :class:`BodyStart` goes,
+        piece by piece as it arrives."""
+        self._sink = sink
+
+    def next_request(self) -> Request | BodyStart | _ClientClosed | None:
+        """The next complete request, the head of one whose body is streamed
+        (:class:`BodyStart`: :meth:`attach` its sink, then call again; the request
+        comes once its body has all been handed over), :data:`CLIENT_CLOSED`, or
+        ``None`` for more data.
 
         Raises:
             RequestError: a malformed or refused request; answer it and close.
@@ -158,12 +204,18 @@ class Exchange:
                 return None
             if isinstance(event, h11.Request):
                 self._on_head(event)
+                if self._sink is not None:
+                    return BodyStart(self.pending_head())
             elif isinstance(event, h11.Data):
-                self._on_body(event.data)
+                if self._sink is not None:
+                    self._on_streamed(event.data)
+                else:
+                    self._on_body(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 head = self._head  # kept until answered: a HEAD's answer has no body
                 body = b"".join(self._body) if self._body else b""
                 self._body = None
+                self._sink = None
                 assert head is not None
                 return Request(head.method, head.target, self._headers, head.http_version, body)
             elif isinstance(event, h11.ConnectionClosed):
@@ -196,8 +248,13 @@ class Exchange:
         self._keep_alive = head.http_version == b"1.1" and (
             connection is None or b"close" not in _tokens(connection)
         )
+        self._sink = None
+        limit = self._max_body
+        if self._streams_body is not None and self._streams_body(self.pending_head()):
+            self._sink = _STREAMED
+            limit = self._max_streamed
         length = header_value(headers, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._max_body:
+        if length is not None and length.isdigit() and int(length) > limit:
             raise _fatal(413, "payload too large")
         if self._h11.they_are_waiting_for_100_continue:
             output = self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
@@ -211,6 +268,13 @@ class Exchange:
             self._body = [data]
         else:
             self._body.append(data)
+
+    def _on_streamed(self, data: bytes) -> None:
+        self._body_size += len(data)
+        if self._body_size > self._max_streamed:
+            raise _fatal(413, "payload too large")
+        assert self._sink is not None and self._sink is not _STREAMED, "attach() first"
+        self._sink(data)
 
     def answer(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, close: bool

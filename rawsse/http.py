@@ -23,6 +23,7 @@ __all__ = [
     "parse_target",
     "parse_topics",
     "parse_publish",
+    "parse_json_event",
     "bearer_token",
     "cookie_value",
     "header_value",
@@ -274,7 +275,7 @@ def parse_publish(
         )
     mime = (content_type or b"").split(b";")[0].strip().lower()
     if mime == b"application/json":
-        return _from_json(body, max_topics)
+        return parse_json_event(body, max_topics)
     if mime in (b"application/x-www-form-urlencoded", b""):
         return _from_form(body, max_topics)
     raise RequestError(
@@ -282,8 +283,13 @@ def parse_publish(
     )
 
 
-def _from_json(body: bytes, max_topics: int) -> PublishRequest:
-    """A JSON object with ``topic`` (a string or a list), ``data`` and the options."""
+def parse_json_event(body: bytes, max_topics: int) -> PublishRequest:
+    """A JSON object with ``topic`` (a string or a list), ``data`` and the options: the
+    JSON form's body, or one line of a batch.
+
+    Raises:
+        RequestError: 400 for malformed JSON or fields.
+    """
     try:
         obj = json.loads(_text("body", body))
     except json.JSONDecodeError as exc:

@@ -25,14 +25,16 @@ from rawsse.admission import Admission, Refused
 from rawsse.cors import CorsPolicy
 from rawsse.deadline import DeadlineProtocol
 from rawsse.errors import RequestError
-from rawsse.exchange import CLIENT_CLOSED, Ending, Exchange, Request
+from rawsse.exchange import CLIENT_CLOSED, BodyStart, Ending, Exchange, Request
 from rawsse.http import SSE_HEADERS, redact_target
-from rawsse.routes import ROUTES, Reply, Router, StreamStart, error_reply, path_label, text
+from rawsse.replies import Reply, text
+from rawsse.routes import ROUTES, Router, StreamStart, error_reply, path_label
 from rawsse.stream import close_stream, finish_with_retry, on_expiry, open_stream
 from rawsse.subscriber import Subscriber
 from rawsse.tcp import tune_socket
 
 if TYPE_CHECKING:
+    from rawsse.batch import BatchPublish
     from rawsse.config import Config
     from rawsse.hub import Hub
 
@@ -195,7 +197,10 @@ class HttpConnection(DeadlineProtocol):
             high=config.write_high_water, low=config.write_high_water // 4
         )
         exchange = Exchange(
-            max_header_size=config.max_header_size, max_body_size=config.max_event_size
+            max_header_size=config.max_header_size,
+            max_body_size=config.max_event_size,
+            streams_body=self._router.streams_body,
+            max_streamed_size=config.max_batch_size,
         )
         self._cycle = RequestCycle(self, exchange, throttled_for)
         server.connections.add(self)
@@ -222,6 +227,10 @@ class HttpConnection(DeadlineProtocol):
         try:
             if self._state is ConnState.IDLE:
                 self._set_state(ConnState.REQUEST)
+            elif self._cycle is not None and self._cycle.batch is not None:
+                # A batch's body may stream for as long as it keeps coming: the request
+                # timeout is the longest silence within it.
+                self._set_deadline(self._server.config.request_timeout)
             assert self._cycle is not None
             self._cycle.exchange.receive(data)
             self._cycle.process()
@@ -367,9 +376,7 @@ class HttpConnection(DeadlineProtocol):
 
     def _deadline_passed(self) -> None:
         if self._state is ConnState.REQUEST and self._cycle is not None:
-            self._cycle.reply(
-                text(408, "request timeout", close=True), self._cycle.exchange.pending
-            )
+            self._cycle.time_out()
         elif self._state is ConnState.STREAMING:
             self._on_stream_timer()
         elif self._state is ConnState.CLOSING:
@@ -388,7 +395,7 @@ class RequestCycle:
     carries none of it.
     """
 
-    __slots__ = ("_conn", "exchange", "_hold", "_throttled_for")
+    __slots__ = ("_conn", "exchange", "_hold", "_throttled_for", "batch")
 
     def __init__(
         self, conn: HttpConnection, exchange: Exchange, throttled_for: float | None
@@ -399,6 +406,8 @@ class RequestCycle:
         self._hold = 0
         # Over the connection rate: its first request is refused, told to wait this.
         self._throttled_for = throttled_for
+        #: The batch publish whose body is arriving, if any.
+        self.batch: BatchPublish | None = None
 
     def hold(self, reason: int) -> None:
         """Stop reading and answering requests, for ``reason``."""
@@ -457,17 +466,74 @@ class RequestCycle:
             try:
                 request = exchange.next_request()
             except RequestError as exc:
-                self.reply(error_reply(exc), exchange.pending)
+                if self.batch is not None:
+                    batch, self.batch = self.batch, None
+                    self._answer(batch.refuse(exc), exchange.pending)
+                else:
+                    self.reply(error_reply(exc), exchange.pending)
                 return
             conn._write(exchange.take_output())
             if request is None:
                 if exchange.idle:
                     conn._set_state(ConnState.IDLE)
+                elif self.batch is not None:
+                    self._work_batch(self.batch)
                 return
             if request is CLIENT_CLOSED:
                 conn._close()
                 return
+            if isinstance(request, BodyStart):
+                self._open_batch(request.request)
+                continue
+            if self.batch is not None:
+                batch, self.batch = self.batch, None
+                self._answer(batch.finish(), cast(Request, request))
+                continue
             self._handle(cast(Request, request))
+
+    def time_out(self) -> None:
+        """The request did not arrive within the request timeout (a batch: it went
+        silent that long): 408, with a batch's answers so far."""
+        pending = self.exchange.pending
+        if self.batch is not None:
+            batch, self.batch = self.batch, None
+            self._answer(batch.refuse(RequestError("request timeout", 408, close=True)), pending)
+        else:
+            self.reply(text(408, "request timeout", close=True), pending)
+
+    def _open_batch(self, request: Request) -> None:
+        """Admit a batch publish by its head, and have its body fed to it."""
+        conn = self._conn
+        try:
+            self.batch = conn._router.open_batch(request, conn._loop.time())
+        except RequestError as exc:
+            self.reply(error_reply(exc), request)
+            return
+        self.exchange.attach(self.batch.feed)
+
+    def _work_batch(self, batch: BatchPublish) -> None:
+        """Publish a step of what the batch has read; with more left, or with too
+        many publishes awaiting a remote backend, read no more until the next loop
+        iteration, or until they are answered."""
+        more = batch.work()
+        if batch.must_settle:
+            self.hold(_AWAITING)
+            self._conn._server.spawn(self._settle(batch))
+        if more:
+            self.hold(_BACKLOG)
+            self._conn._loop.call_soon(self._work_backlog)
+
+    async def _settle(self, batch: BatchPublish) -> None:
+        """Wait for a batch's publishes a remote backend has not answered, then read on."""
+        await batch.settle()
+        self.release(_AWAITING)
+
+    def _answer(self, outcome: Reply | Awaitable[Reply], request: Request | None) -> None:
+        if isinstance(outcome, Reply):
+            self.reply(outcome, request)
+        else:
+            self.hold(_AWAITING)
+            self._conn._server.spawn(self._reply_when_ready(outcome, request))
 
     def _handle(self, request: Request) -> None:
         """Route a complete request and answer it, now, later, or with a stream."""
@@ -488,22 +554,21 @@ class RequestCycle:
                 server.hub.metrics.rejected[exc.label] += 1
             self.reply(error_reply(exc, stream=router.is_stream(request)), request)
             return
-        if isinstance(outcome, Reply):
-            self.reply(outcome, request)
-        elif isinstance(outcome, StreamStart):
+        if isinstance(outcome, StreamStart):
             conn._start_stream(self.exchange, request, outcome)
         else:
-            self.hold(_AWAITING)
-            server.spawn(self._reply_when_ready(outcome, request))
+            self._answer(outcome, request)
 
-    async def _reply_when_ready(self, pending: Awaitable[Reply], request: Request) -> None:
+    async def _reply_when_ready(self, pending: Awaitable[Reply], request: Request | None) -> None:
         """The answer of a handler that had to await (a remote backend)."""
         try:
             reply = await pending
         except RequestError as exc:
             reply = error_reply(exc)
         except Exception:
-            logger.exception("error answering %s", redact_target(request.target))
+            logger.exception(
+                "error answering %s", redact_target(request.target) if request else "-"
+            )
             reply = text(500, "internal error", close=True)
         if self._conn._cycle is self and self._conn._state is ConnState.REQUEST:
             self.reply(reply, request)

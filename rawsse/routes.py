@@ -9,19 +9,21 @@ kinds: ``AuthError``, :class:`~rawsse.admission.Refused`) for every refusal.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rawsse.admission import Admission, Refused
 from rawsse.auth import AuthError, Grants, key_matches
+from rawsse.batch import NDJSON, BatchPublish
 from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
 from rawsse.events import encode_comment, encode_retry
 from rawsse.http import SSE_HEADERS, Query, bearer_token, parse_publish, parse_target, parse_topics
 from rawsse.limits import retry_after_seconds
+from rawsse.replies import Reply, text
 
 if TYPE_CHECKING:
-    from rawsse.cors import CorsPolicy
     from rawsse.exchange import Request
     from rawsse.protocol import ServerState
 
@@ -36,7 +38,6 @@ __all__ = [
     "path_label",
 ]
 
-TEXT = b"text/plain; charset=utf-8"
 EVENT_STREAM = b"text/event-stream; charset=utf-8"
 _METRICS_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 _HTML = b"text/html; charset=utf-8"
@@ -56,34 +57,6 @@ METRICS_ROUTES = {path: ROUTES[path] for path in ("/metrics", "/healthz", "/read
 
 #: The main listener's routes when metrics have a listener of their own.
 PUBLIC_ROUTES = {path: methods for path, methods in ROUTES.items() if path != "/metrics"}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A complete answer. ``content_type=None`` leaves the framing to h11 (the head of
-    a ``HEAD /events``); a 204 carries neither type nor length (RFC 9110 8.6)."""
-
-    status: int
-    body: bytes = b""
-    content_type: bytes | None = TEXT
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-    close: bool = False
-
-    def head(self, cors: CorsPolicy | None, origin: bytes | None) -> list[tuple[bytes, bytes]]:
-        """Every header but ``Connection``: its own, CORS's (``cors`` is ``None`` for an
-        answer to no request), type and length."""
-        headers = list(self.headers)
-        if cors is not None and cors.enabled:
-            headers += cors.headers(origin)
-        if self.content_type is not None and self.status != 204:
-            headers.append((b"content-type", self.content_type))
-            headers.append((b"content-length", str(len(self.body)).encode()))
-        return headers
-
-
-def text(status: int, reason: str, *headers: tuple[bytes, bytes], close: bool = False) -> Reply:
-    """A short plain-text answer: the reason on a line."""
-    return Reply(status, (reason + "\n").encode("utf-8", "replace"), TEXT, headers, close)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +189,7 @@ class Router:
         )
         grants.check_publish(publish.topics)
         try:
-            result = server.hub.start_publish(
+            result = server.hub.start_publish_to(
                 publish.topics,
                 publish.data,
                 event=publish.event,
@@ -230,6 +203,34 @@ class Router:
         if isinstance(result, str):
             return _published(result)
         return _published_later(result, server.admission)
+
+    def streams_body(self, request: Request) -> bool:
+        """Whether ``request`` (its head) is a batch publish, whose body is published as
+        it arrives instead of being read whole first."""
+        return (
+            request.method == b"POST"
+            and request.target.partition(b"?")[0] == b"/publish"
+            and "/publish" in self._routes
+            and _mime(request.header(b"content-type")) == NDJSON
+        )
+
+    def open_batch(self, request: Request, now: float) -> BatchPublish:
+        """Admit a batch publish (its head): what its lines are fed to.
+
+        Raises:
+            RequestError: the refusals of a publish that do not depend on its events.
+        """
+        server = self._server
+        if server.draining:
+            raise RequestError("shutting down", 503)
+        _path, query = parse_target(request.target)
+        if "topic" in query:
+            raise RequestError("a batch takes its topics from its lines, not the query")
+        grants = server.admission.publisher(request)
+        loop_time = asyncio.get_running_loop().time
+        return BatchPublish(
+            server.hub, server.admission, grants, loop_time, lambda: server.draining
+        )
 
     def _events(
         self, request: Request, query: Query, *, client: str, trusted: bool, now: float
@@ -273,6 +274,10 @@ class Router:
         if query.get("probe") == ["1"]:
             greeting = probe_greeting(request, client=client, trusted=trusted)
         return StreamStart(topics, grants, last_event_id, key, ready, greeting)
+
+
+def _mime(content_type: bytes | None) -> bytes:
+    return (content_type or b"").split(b";")[0].strip().lower()
 
 
 def probe_greeting(request: Request, *, client: str, trusted: bool) -> bytes:

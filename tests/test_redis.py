@@ -446,3 +446,42 @@ async def test_http_publishes_over_redis_answer_each_id(redis: RedisServer) -> N
         assert [a.status_code for a in answers] == [200, 200, 200]
         events = await events_task
         assert [e.id for e in events] == [a.text.strip() for a in answers]
+
+
+async def test_a_batch_over_redis_waits_for_its_answers_in_order(redis: RedisServer) -> None:
+    """More lines in one read than a batch may have awaiting Redis: it settles them
+    before reading on, mid-request; every line's id comes back in order, as subscribers
+    receive them."""
+    from rawsse.batch import MAX_IN_FLIGHT
+    from tests.client import RawConnection
+
+    first, second = MAX_IN_FLIGHT + 100, 100
+
+    def part(numbers: range) -> bytes:
+        body = b"".join(
+            json.dumps({"topic": "bulk", "data": str(i)}).encode() + b"\n" for i in numbers
+        )
+        return b"%x\r\n%s\r\n" % (len(body), body)
+
+    async with redis_servers(redis, 1, make_config(publish_rate=0)) as (server,):
+        events_task = asyncio.create_task(
+            collect(f"{server.url}/events?topic=bulk", first + second)
+        )
+        await wait_for(lambda: server.hub.subscriber_count == 1)
+        producer = await RawConnection.open(server.port)
+        await producer.send(
+            b"POST /publish HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: application/x-ndjson\r\n"
+            + f"Authorization: Bearer {TEST_KEY}\r\n\r\n".encode()
+            + part(range(first))
+        )
+        # Answered by Redis while the request is still open: settled mid-request.
+        await wait_for(lambda: server.hub.metrics.events_published == first)
+        await producer.send(part(range(first, first + second)) + b"0\r\n\r\n")
+        answer = await producer.answer(head_only_for=b"POST")
+        await producer.close()
+        assert answer.status == 200
+        ids = [json.loads(line)["id"] for line in answer.body.splitlines()]
+        events = await events_task
+        assert [e.id for e in events] == ids
+        assert [e.data for e in events] == [str(i) for i in range(first + second)]
