@@ -42,6 +42,7 @@ class DeadlineProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = 0.0  # not a float of its own to keep, for a long stream
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -17,6 +17,7 @@ import asyncio
 import enum
 import errno
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
@@ -31,7 +32,7 @@ from rawsse.replies import Reply, text
 from rawsse.routes import ROUTES, Router, StreamStart, error_reply, path_label
 from rawsse.stream import close_stream, finish_with_retry, on_expiry, open_stream
 from rawsse.subscriber import Subscriber
-from rawsse.tcp import tune_socket
+from rawsse.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
 
 if TYPE_CHECKING:
     from rawsse.batch import BatchPublish
@@ -125,9 +126,9 @@ class HttpConnection(DeadlineProtocol):
         "_stream_key",
         "_expires_at",
         "_ignored",
-        "peer",
         "client",
         "subscriber",
+        "_peer_port",
     )
 
     def __init__(self, server: ServerState, router: Router | None = None) -> None:
@@ -146,10 +147,19 @@ class HttpConnection(DeadlineProtocol):
         # Loop time the stream's token expires; negated once the notice has gone out.
         self._expires_at: float | None = None
         self._ignored = 0  # bytes a streaming client sent after its request
-        self.peer = ""
+        # The peer's port (or, for a socket that is not TCP, its whole address):
+        # ``peer`` is made from it when a log line needs it, not kept.
+        self._peer_port: int | str = ""
         #: The client's address: the peer's, or the one a trusted proxy reported.
         self.client = ""
         self.subscriber: Subscriber | None = None
+
+    @property
+    def peer(self) -> str:
+        """The peer's ``address:port``, for logs."""
+        if isinstance(self._peer_port, int):
+            return f"{self._peer_ip}:{self._peer_port}"
+        return self._peer_port
 
     @property
     def state(self) -> ConnState:
@@ -179,7 +189,7 @@ class HttpConnection(DeadlineProtocol):
         self._transport = transport
         server = self._server
         config = server.config
-        self._peer_ip, self.peer = _peer_of(transport)
+        self._peer_ip, self._peer_port = _peer_of(transport)
         self.client = self._peer_ip
         admitted = server.admission.connection(self._peer_ip, self._loop.time())
         if admitted is None:
@@ -190,9 +200,11 @@ class HttpConnection(DeadlineProtocol):
             transport.abort()
             return
         self._trusted_peer, self._connection_key, throttled_for = admitted
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            tune_socket(sock, config.dead_peer_timeout)
+        if not INHERITS_SOCKET_OPTIONS:
+            # Elsewhere than Linux, each accepted socket is tuned (the listener is too).
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                tune_socket(sock, config.dead_peer_timeout)
         transport.set_write_buffer_limits(
             high=config.write_high_water, low=config.write_high_water // 4
         )
@@ -293,7 +305,6 @@ class HttpConnection(DeadlineProtocol):
             head=head,
             chunked=chunked,
             retry=server.config.retry,
-            peer=self.peer,
             now=self._loop.time(),
             spawn=server.spawn,
         )
@@ -603,9 +614,11 @@ class RequestCycle:
             conn._close(linger=ending is Ending.LINGER)
 
 
-def _peer_of(transport: asyncio.Transport) -> tuple[str, str]:
-    """The peer's address, and ``address:port`` for logs."""
+def _peer_of(transport: asyncio.Transport) -> tuple[str, int | str]:
+    """The peer's address and port (for a socket that is not TCP: no address, and
+    what the transport calls it). The address is interned: every connection from one
+    address shares one string, as all do behind a proxy."""
     peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple):
-        return str(peer[0]), f"{peer[0]}:{peer[1]}"
+        return sys.intern(str(peer[0])), int(peer[1])
     return "", str(peer or "")

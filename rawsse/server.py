@@ -27,6 +27,7 @@ from rawsse.hub import Hub
 from rawsse.loops import loop_factory
 from rawsse.protocol import ConnState, HttpConnection, ServerState
 from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, Router
+from rawsse.tcp import tune_socket
 
 __all__ = ["Server", "ServerThread", "run"]
 
@@ -118,6 +119,9 @@ class Server:
             )
         except OSError as exc:
             raise _cannot_listen(exc, host, self.config.port) from exc
+        for sock in self._listener.sockets:
+            # Accepted sockets inherit these (see rawsse.tcp); set before any accept.
+            tune_socket(sock, self.config.dead_peer_timeout)
         if not separate_metrics:
             return
         metrics_router = Router(state, METRICS_ROUTES)

@@ -57,7 +57,6 @@ def open_stream(
     head: bytes,
     chunked: bool,
     retry: int | None,
-    peer: str,
     now: float,
     spawn: Spawn,
 ) -> Subscriber:
@@ -70,7 +69,6 @@ def open_stream(
         start.topics,
         chunked=chunked,
         max_buffer=hub.max_buffer,
-        peer=peer,
         started_at=now,
     )
     first = start.greeting + (b"" if retry is None else encode_retry(retry))

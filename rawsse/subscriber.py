@@ -145,7 +145,6 @@ class Subscriber:
         "group",
         "topics",
         "chunked",
-        "peer",
         "paused_since",
         "close_reason",
         "started_at",
@@ -160,7 +159,6 @@ class Subscriber:
         *,
         chunked: bool,
         max_buffer: int,
-        peer: str = "",
         started_at: float = 0.0,
     ) -> None:
         self.transport: Sink = transport
@@ -169,11 +167,19 @@ class Subscriber:
         self.group: object | None = None
         self.topics = topics
         self.chunked = chunked
-        self.peer = peer
         self.paused_since: float | None = None
         self.close_reason: str | None = None
         self.started_at = started_at
         self.sent = 0
+
+    @property
+    def peer(self) -> str:
+        """The client's ``address:port``, for logs: asked of the transport when needed
+        rather than kept (a string per stream)."""
+        peer = self._real_transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            return f"{peer[0]}:{peer[1]}"
+        return str(peer or "")
 
     def send(self, payload: bytes) -> None:
         """Write ``payload`` (already framed for this subscriber); never blocks.

@@ -21,8 +21,15 @@ from __future__ import annotations
 
 import math
 import socket
+import sys
 
-__all__ = ["tune_socket", "KEEPALIVE_PROBES"]
+__all__ = ["INHERITS_SOCKET_OPTIONS", "KEEPALIVE_PROBES", "tune_socket"]
+
+#: Whether accepted sockets inherit these options from the listening one (Linux does,
+#: all of them): the server then sets them once, on the listener, rather than asking
+#: each connection's transport for a socket object, which it keeps (72 bytes, and a
+#: weak reference, per connection).
+INHERITS_SOCKET_OPTIONS = sys.platform == "linux"
 
 #: Unanswered keepalive probes before the kernel gives up.
 KEEPALIVE_PROBES = 3
