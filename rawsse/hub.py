@@ -506,6 +506,8 @@ class Hub:
 
     async def start(self) -> None:
         """Start the backend (the server calls it when it starts)."""
+        if self._flush_delay is None:
+            self._load.sample()  # opens its file now, in the loop's thread, not mid-run
         await self.backend.start()
 
     async def close(self) -> None:

@@ -128,3 +128,25 @@ def test_behind_nginx_against_direct(tmp_path: Path) -> None:
     for figures in results:
         assert_delivered(figures, 20, 50)
     assert "front_cpu_share" in results[1] and "p99 ÷ direct" in stdout
+
+
+def test_soak_short(tmp_path: Path) -> None:
+    """perf/soak.py's checks on a short run: clients coming and going, some dropped."""
+    out = tmp_path / "soak.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PERF / "soak.py"),
+            *("--duration", "15", "--warmup", "6", "--subscribers", "150"),
+            *("--lifetime", "1", "4", "--history-ttl", "2", "--slow-timeout", "2"),
+            *("--firehose-size", "20000", "--sample", "1.5", "--json", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["passed"] and all(report["checks"].values())
+    assert report["clients_left"] > 150 and report["clients_dropped"] > 0
+    assert report["events_received"] > 0 and report["gaps"] == 0
