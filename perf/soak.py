@@ -7,11 +7,12 @@ request and in batches, across many topics. It passes when:
   before the first came;
 - no client that stayed connected missed an event of its topics (each topic's events
   carry a sequence number, published in order);
-- every client the server dropped is counted under a reason
-  (``rawsse_disconnects_total``), as many as the clients saw dropped.
+- every stream that ended is counted under one reason (``rawsse_disconnects_total``),
+  and every drop a client saw is among the server's drops.
 
     python perf/soak.py                                  # 10 minutes, 5000 subscribers
-    python perf/soak.py --duration 20 --warmup 8 --subscribers 200 --lifetime 1 5
+    python perf/soak.py --duration 15 --warmup 6 --subscribers 150 --lifetime 1 4 \
+        --history-ttl 2 --slow-timeout 2 --firehose-size 20000 --lagging 10   # CI's
 
 The server runs on CPU 0; the clients and publishers (this process) on CPU 1. History
 lives ``--history-ttl`` seconds, so that it reaches its steady size within the warm-up.
@@ -165,9 +166,12 @@ async def drained_to_end(reader: asyncio.StreamReader) -> bool:
 
 
 async def population(args: argparse.Namespace, tally: Tally, stop: asyncio.Event) -> None:
-    """Keep ``--subscribers`` clients connected: 90 % normal, 7 % slow, 3 % stalled,
-    each replaced as it ends."""
-    kinds = ["stalled"] * 3 + ["slow"] * 7 + ["normal"] * 90
+    """Keep ``--subscribers`` clients connected, ``--lagging`` % of them slow (two
+    thirds) or stalled (a third), the rest reading everything; each replaced as it
+    ends."""
+    stalled = args.lagging // 3
+    kinds = ["stalled"] * stalled + ["slow"] * (args.lagging - stalled)
+    kinds += ["normal"] * (100 - args.lagging)
     running: set[asyncio.Task[None]] = set()
     index = 0
     while not stop.is_set():
@@ -300,7 +304,11 @@ async def soak(args: argparse.Namespace, server: subprocess.Popen[str]) -> dict[
         "rss_within_5_percent": spread <= 0.05,
         "fds_back_to_baseline": fds_after == fds_before,
         "no_event_lost_by_a_client_that_stayed": tally.gaps == 0,
-        "every_drop_counted_under_a_reason": server_drops == tally.dropped,
+        # Every stream that ended is counted under one reason; and every drop a client
+        # saw is among the server's drops (a client cannot see them all: the kernel
+        # ending an unacknowledging connection, dead_peer, sends it nothing).
+        "every_stream_counted_under_a_reason": sum(reasons.values()) == tally.connected,
+        "every_drop_counted_under_a_reason": server_drops >= tally.dropped,
         "no_reading_client_dropped": tally.dropped_normal == 0,
         "no_publish_refused": counts["refused"] == 0,
     }
@@ -339,10 +347,13 @@ def main() -> None:
         default=[10.0, 120.0],
         help="seconds a reading client stays, drawn between these",
     )
+    parser.add_argument(
+        "--lagging", type=int, default=3, help="%% of clients slow or never reading"
+    )
     parser.add_argument("--history-ttl", type=float, default=30)
     parser.add_argument("--slow-timeout", type=float, default=10)
     parser.add_argument(
-        "--firehose-size", type=int, default=1000, help="bytes of each firehose event (40/s)"
+        "--firehose-size", type=int, default=16000, help="bytes of each firehose event (40/s)"
     )
     parser.add_argument("--sample", type=float, default=5, help="seconds between RSS samples")
     parser.add_argument("--json", type=Path)
