@@ -167,6 +167,11 @@ class BatchPublish:
                 self._partial += last
 
     @property
+    def awaiting(self) -> bool:
+        """Whether publishes await a remote backend's answer (see :meth:`settle`)."""
+        return bool(self._pending)
+
+    @property
     def must_settle(self) -> bool:
         """Too many publishes await a remote backend: stop reading and :meth:`settle`."""
         return len(self._pending) >= MAX_IN_FLIGHT

@@ -251,8 +251,12 @@ class HttpConnection(DeadlineProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._set_state(ConnState.CLOSED)
-        self._cycle = None
         server = self._server
+        cycle, self._cycle = self._cycle, None
+        if cycle is not None and cycle.batch is not None and cycle.batch.awaiting:
+            # Publishes of a batch cut short that a remote backend has yet to answer:
+            # they were sent, so they are seen through (and counted), not abandoned.
+            server.spawn(cycle.batch.settle())
         if self._connection_key is not None:
             server.admission.release_connection(self._connection_key)
             self._connection_key = None
