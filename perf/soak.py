@@ -12,7 +12,8 @@ request and in batches, across many topics. It passes when:
 
     python perf/soak.py                                  # 10 minutes, 5000 subscribers
     python perf/soak.py --duration 15 --warmup 6 --subscribers 150 --lifetime 1 4 \
-        --history-ttl 2 --slow-timeout 2 --firehose-size 20000 --lagging 10   # CI's
+        --history-ttl 2 --slow-timeout 2 --firehose-size 20000 --lagging 10 \
+        --max-buffer 65536   # what CI runs: a laggard's buffer, a small share of RSS
 
 The server runs on CPU 0; the clients and publishers (this process) on CPU 1. History
 lives ``--history-ttl`` seconds, so that it reaches its steady size within the warm-up.
@@ -353,6 +354,9 @@ def main() -> None:
     parser.add_argument("--history-ttl", type=float, default=30)
     parser.add_argument("--slow-timeout", type=float, default=10)
     parser.add_argument(
+        "--max-buffer", type=int, default=262144, help="the server's --max-buffer, bytes"
+    )
+    parser.add_argument(
         "--firehose-size", type=int, default=16000, help="bytes of each firehose event (40/s)"
     )
     parser.add_argument("--sample", type=float, default=5, help="seconds between RSS samples")
@@ -386,7 +390,7 @@ def main() -> None:
         "--max-streams",
         "0",
         "--max-buffer",
-        "262144",
+        str(args.max_buffer),
         "--write-high-water",
         "32768",
         "--slow-timeout",
