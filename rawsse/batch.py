@@ -73,7 +73,6 @@ class BatchPublish:
         "_pending",
         "_status",
         "_known",
-        "lines",
     )
 
     def __init__(
@@ -108,8 +107,6 @@ class BatchPublish:
         self._known: dict[str, tuple[str, ...]] | None = None
         if hub.backend.synchronous and not admission.limits.publish_rate.rate:
             self._known = {}
-        #: Lines answered so far.
-        self.lines = 0
 
     # -- reading ------------------------------------------------------------------------
 
@@ -250,7 +247,6 @@ class BatchPublish:
                         except (RequestError, InvalidEvent):
                             pass  # nothing published: _line answers why
                         else:
-                            self.lines += 1
                             answers.append(_published(cast(str, result)))
                             continue
             self._line(line)
@@ -259,7 +255,6 @@ class BatchPublish:
         line = line.strip()
         if not line:
             return
-        self.lines += 1
         try:
             if len(line) > self._max_line:
                 raise RequestError(f"line over the {self._max_line}-byte limit", 413)

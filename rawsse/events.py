@@ -162,12 +162,7 @@ def encode_checked(
     """
     if not isinstance(data, str):
         raise InvalidEvent(f"data must be str, not {type(data).__name__}")
-    if event is None and retry is None and "\r" not in data:
-        # The common event, data alone: encode_parts without its layers.
-        after = "data: " + data.replace("\n", "\ndata: ") + "\n\n"
-        parts = EventParts(b"", _utf8("event", after))
-    else:
-        parts = encode_parts(data, event=check_event_name(event) if event else None, retry=retry)
+    parts = encode_parts(data, event=check_event_name(event) if event else None, retry=retry)
     id_length = MAX_ASSIGNED_ID_LENGTH if id is None else check_id(id)
     if parts.size(id_length) > max_size:
         raise PayloadTooLarge(f"event over the {max_size}-byte limit")

@@ -520,7 +520,7 @@ class RequestCycle:
         """Admit a batch publish by its head, and have its body fed to it."""
         conn = self._conn
         try:
-            self.batch = conn._router.open_batch(request, conn._loop.time())
+            self.batch = conn._router.open_batch(request, conn._loop.time)
         except RequestError as exc:
             self.reply(error_reply(exc), request)
             return

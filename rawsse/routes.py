@@ -9,7 +9,6 @@ kinds: ``AuthError``, :class:`~rawsse.admission.Refused`) for every refusal.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -214,8 +213,10 @@ class Router:
             and _mime(request.header(b"content-type")) == NDJSON
         )
 
-    def open_batch(self, request: Request, now: float) -> BatchPublish:
+    def open_batch(self, request: Request, clock: Callable[[], float]) -> BatchPublish:
         """Admit a batch publish (its head): what its lines are fed to.
+
+        ``clock`` is the loop's time, for the publish rate each line spends.
 
         Raises:
             RequestError: the refusals of a publish that do not depend on its events.
@@ -227,10 +228,7 @@ class Router:
         if "topic" in query:
             raise RequestError("a batch takes its topics from its lines, not the query")
         grants = server.admission.publisher(request)
-        loop_time = asyncio.get_running_loop().time
-        return BatchPublish(
-            server.hub, server.admission, grants, loop_time, lambda: server.draining
-        )
+        return BatchPublish(server.hub, server.admission, grants, clock, lambda: server.draining)
 
     def _events(
         self, request: Request, query: Query, *, client: str, trusted: bool, now: float
