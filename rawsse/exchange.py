@@ -4,8 +4,14 @@ and the event-stream head out as bytes.
 h11 owns the handshake: it parses every request, enforces HTTP/1.1's framing rules and
 writes every response head, including that of an event stream, so that keep-alive,
 pipelining, HEAD, ``Expect: 100-continue``, HTTP/1.0 and malformed input follow RFC 9112.
-The one exception is the common answer (kept alive, with a length), written as the
-bytes h11 would write but without its send cycle (``Exchange._answer_directly``).
+
+The common request and its answer skip h11's connection state machine, which costs
+more than all the rest of a publish (see :mod:`rawsse.plainread`): a plain request
+(HTTP/1.1 kept alive, a ``Content-Length`` body or none, nothing to negotiate) is read
+by h11's own request parser, and its answer (with a length) is written as the bytes
+h11 would write (``Exchange._answer_directly``). Anything else, and any answer other
+than that one, goes through an ``h11.Connection`` given the same bytes, so it behaves
+exactly as h11 does.
 
 On top of h11 this module refuses what h11 lets through but a server facing the internet
 should not: unsupported versions, heads over the size limit (also when they arrive in
@@ -22,9 +28,11 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import cast
 
 import h11
 
+from rawsse import plainread
 from rawsse.errors import RequestError
 from rawsse.http import header_value
 
@@ -92,6 +100,14 @@ class Exchange:
 
     __slots__ = (
         "_h11",
+        "_raw",
+        "_offset",
+        "_stage",
+        "_body_at",
+        "_length",
+        "_closed",
+        "_replayed",
+        "_plain",
         "_head",
         "_headers",
         "_keep_alive",
@@ -113,7 +129,22 @@ class Exchange:
         streams_body: Callable[[Request], bool] | None = None,
         max_streamed_size: int = 0,
     ) -> None:
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
+        self._max_header = max_header_size
+        # ``None`` while requests are read without h11's connection (``plainread``):
+        # then ``_raw[_offset:]`` is what the client sent that no answer has consumed,
+        # and ``_stage`` says where the request it starts with stands.
+        self._h11: h11.Connection | None = None if plainread.AVAILABLE else self._new_h11()
+        self._raw = b""
+        self._offset = 0
+        self._stage = _HEAD
+        self._body_at = 0  # where the body starts in _raw, once the head is read
+        self._length = 0  # the body's declared length
+        self._closed = False  # the client has ended its side
+        # The h11 connection given the bytes of a head already seen (``_on_head``)
+        # without it: it reads that head again, and it is not seen twice.
+        self._replayed = False
+        # The request read last is plain: see :func:`rawsse.plainread.is_plain`.
+        self._plain = False
         self._head: h11.Request | None = None
         # The head's headers as one plain tuple: h11's are a Sequence whose every
         # iteration costs a Python call per header, and a request is looked at often.
@@ -122,7 +153,6 @@ class Exchange:
         self._keep_alive = False
         self._body: list[bytes] | None = None
         self._body_size = 0
-        self._max_header = max_header_size
         self._max_body = max_body_size
         self._output = b""
         # Which requests have their body handed over as it arrives (batch publishes)
@@ -133,24 +163,44 @@ class Exchange:
         # given a place (attach); ``_STREAMED`` until then; ``None``: gathered.
         self._sink: Callable[[bytes], None] | None = None
 
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
+
     def receive(self, data: bytes) -> None:
         """Feed bytes from the client (``b""`` for end of input)."""
-        self._h11.receive_data(data)
+        if self._h11 is not None:
+            self._h11.receive_data(data)
+        elif not data:
+            self._closed = True
+        elif self._stage is not _HEAD:
+            self._raw += data  # the current request's positions hold
+        elif self._offset == len(self._raw):
+            self._raw, self._offset = data, 0
+        else:
+            self._raw, self._offset = self._raw[self._offset :] + data, 0
 
     @property
     def idle(self) -> bool:
         """Between requests, with nothing of the next one received yet."""
-        return self._h11.their_state is h11.IDLE and not self._h11.trailing_data[0]
+        conn = self._h11
+        if conn is None:
+            return self._stage is _HEAD and self._offset == len(self._raw)
+        return conn.their_state is h11.IDLE and not conn.trailing_data[0]
 
     @property
     def between_requests(self) -> bool:
         """The next thing to parse is a new request (pipelined ones take turns here)."""
+        if self._h11 is None:
+            return self._stage is _HEAD
         return self._h11.their_state is h11.IDLE
 
     @property
     def http_version(self) -> str:
         """The client's HTTP version, for logs."""
-        version = self._h11.their_http_version
+        if self._h11 is None:
+            version = self._head.http_version if self._head is not None else None
+        else:
+            version = self._h11.their_http_version
         return version.decode() if version else "1.1"
 
     @property
@@ -187,7 +237,12 @@ class Exchange:
         Raises:
             RequestError: a malformed or refused request; answer it and close.
         """
+        if self._h11 is None:
+            request = self._next_plain()
+            if request is not _NOT_PLAIN:
+                return cast("Request | None", request)
         conn = self._h11
+        assert conn is not None
         while True:
             try:
                 event = conn.next_event()
@@ -203,7 +258,13 @@ class Exchange:
                     continue
                 return None
             if isinstance(event, h11.Request):
-                self._on_head(event)
+                if self._replayed:
+                    self._replayed = False
+                else:
+                    self._on_head(event)
+                if conn.they_are_waiting_for_100_continue:
+                    output = conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+                    self._output += output or b""
                 if self._sink is not None:
                     return BodyStart(self.pending_head())
             elif isinstance(event, h11.Data):
@@ -221,6 +282,67 @@ class Exchange:
             elif isinstance(event, h11.ConnectionClosed):
                 return CLIENT_CLOSED
 
+    def _next_plain(self) -> Request | object | None:
+        """:meth:`next_request` without h11's connection, or ``_NOT_PLAIN`` once the
+        request is not plain (h11's connection has it then)."""
+        stage = self._stage
+        if stage is _ANSWERING:
+            return None  # pipelined requests wait for the answer (h11: PAUSED)
+        if self._closed:
+            return self._to_h11()  # h11 says how the input ended
+        raw, offset = self._raw, self._offset
+        if stage is _HEAD:
+            if offset == len(raw):
+                return None
+            found = plainread.head_end(raw, offset, self._max_header)
+            if found is None:
+                return None
+            head = plainread.read_head(raw, offset, found) if found > 0 else None
+            if head is None:
+                return self._to_h11()  # h11 reads it again, and refuses it
+            self._stage = _BODY  # so that a head refused below is answered as such
+            self._body_at = found
+            self._on_head(head)
+            if not self._plain:
+                return self._to_h11()
+        end = self._body_at + self._length
+        if len(raw) < end:
+            return None
+        self._stage = _ANSWERING
+        head = self._head
+        assert head is not None
+        body = raw[self._body_at : end]
+        return Request(head.method, head.target, self._headers, head.http_version, body)
+
+    def _to_h11(self) -> object:
+        """Hand what the client has sent to h11's connection from here on; the head
+        of a request already seen is read again without being seen twice."""
+        conn = self._h11 = self._new_h11()
+        raw = self._raw[self._offset :]
+        if raw:
+            conn.receive_data(raw)
+        if self._closed:
+            conn.receive_data(b"")
+        self._replayed = self._stage is not _HEAD
+        self._raw, self._offset, self._stage = b"", 0, _HEAD
+        return _NOT_PLAIN
+
+    def _catch_up(self) -> h11.Connection:
+        """h11's connection brought to where reading without it stood, for an answer
+        only h11 writes."""
+        stage = self._stage
+        self._to_h11()
+        conn = self._h11
+        assert conn is not None
+        if stage is not _HEAD:
+            event = conn.next_event()
+            assert isinstance(event, h11.Request), event
+            self._replayed = False
+        if stage is _ANSWERING:
+            while not isinstance(conn.next_event(), h11.EndOfMessage):
+                pass  # the body, read already
+        return conn
+
     def _on_head(self, head: h11.Request) -> None:
         self._head = head
         self._headers = headers = tuple(
@@ -236,6 +358,7 @@ class Exchange:
         if head_size > self._max_header:
             raise _fatal(431, "request header fields too large")
         names = {name for name, _value in headers}
+        version = head.http_version
         if b"content-length" in names and b"transfer-encoding" in names:
             # The shape of request smuggling: refused, and the connection closed (RFC
             # 9112 6.1). h11 already refuses differing Content-Lengths, and repeated or
@@ -244,9 +367,12 @@ class Exchange:
         if head.http_version == b"1.0" and b"transfer-encoding" in names:
             # HTTP/1.0 has no chunked framing: RFC 9112 6.1 calls this faulty framing.
             raise _fatal(400, "Transfer-Encoding in an HTTP/1.0 request")
-        connection = header_value(headers, b"connection")
-        self._keep_alive = head.http_version == b"1.1" and (
-            connection is None or b"close" not in _tokens(connection)
+        # As h11 decides it: every Connection header counts.
+        self._keep_alive = version == b"1.1" and (
+            b"connection" not in names
+            or not any(
+                b"close" in _tokens(value) for name, value in headers if name == b"connection"
+            )
         )
         self._sink = None
         limit = self._max_body
@@ -254,11 +380,13 @@ class Exchange:
             self._sink = _STREAMED
             limit = self._max_streamed
         length = header_value(headers, b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        # h11 has checked it is digits, and made repeated equal ones one.
+        self._length = int(length) if length is not None and length.isdigit() else 0
+        if self._length > limit:
             raise _fatal(413, "payload too large")
-        if self._h11.they_are_waiting_for_100_continue:
-            output = self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
-            self._output += output or b""
+        self._plain = (
+            self._keep_alive and self._sink is None and plainread.is_plain(head.method, names)
+        )
 
     def _on_body(self, data: bytes) -> None:
         self._body_size += len(data)
@@ -286,6 +414,12 @@ class Exchange:
         HTTP/1.x requires it; it lingers when the client may still be sending.
         """
         conn = self._h11
+        if conn is None:
+            if self._stage is _ANSWERING and not close:
+                _response_event, head_bytes = _response(status, headers)
+                if head_bytes is not None:  # plain requests are neither HEAD nor 1.0
+                    return self._answer_directly(head_bytes, body), Ending.KEEP_ALIVE
+            conn = self._catch_up()
         if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return b"", Ending.CLOSE
         head = self._head
@@ -320,15 +454,26 @@ class Exchange:
         """The common answer (a complete HTTP/1.1 request kept alive, a body of known
         length) written without h11's send cycle, which costs more than all the rest
         of a publish: the bytes are exactly those h11 writes (its ``Response`` checked
-        the head once, see ``_response``), and the next request is read by a fresh
-        h11 connection given what the client has sent beyond this one. h11 still parses
-        every request."""
-        trailing, closed = self._h11.trailing_data
-        self._h11 = conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
-        if trailing:
-            conn.receive_data(bytes(trailing))
-        if closed:
-            conn.receive_data(b"")
+        the head once, see ``_response``). What the client has sent beyond this
+        request is read next, without h11's connection when it can be (else by a fresh
+        one). h11 still parses every request."""
+        conn = self._h11
+        if conn is None:
+            self._offset = end = self._body_at + self._length
+            if end == len(self._raw):
+                self._raw, self._offset = b"", 0  # held no longer than needed
+            self._stage = _HEAD
+        else:
+            trailing, closed = conn.trailing_data
+            if plainread.AVAILABLE:
+                self._h11 = None
+                self._raw, self._offset, self._closed = bytes(trailing), 0, closed
+            else:
+                self._h11 = conn = self._new_h11()
+                if trailing:
+                    conn.receive_data(bytes(trailing))
+                if closed:
+                    conn.receive_data(b"")
         self._head = None
         self._body = None
         return head + body
@@ -340,7 +485,7 @@ class Exchange:
         The exchange is over then: the body takes a fast path around h11 (see
         :mod:`rawsse.stream`).
         """
-        conn = self._h11
+        conn = self._h11 if self._h11 is not None else self._catch_up()
         chunked = conn.their_http_version != b"1.0"
         head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
         assert head is not None
@@ -348,6 +493,14 @@ class Exchange:
 
 
 _END = h11.EndOfMessage()
+
+# Where a request read without h11's connection stands (``Exchange._stage``).
+_HEAD = "head"  # its head is still to come
+_BODY = "body"  # its head is read, its body still to come
+_ANSWERING = "answering"  # it is complete, and waits for its answer
+
+#: What ``Exchange._next_plain`` returns for a request h11's connection reads instead.
+_NOT_PLAIN = object()
 
 #: Response heads already checked by h11, by status and headers: the answers a server
 #: gives are few (the same publish answer but for its length, the same probes), and
