@@ -109,6 +109,7 @@ class Exchange:
         "_replayed",
         "_plain",
         "_head",
+        "_request",
         "_headers",
         "_keep_alive",
         "_body",
@@ -146,6 +147,8 @@ class Exchange:
         # The request read last is plain: see :func:`rawsse.plainread.is_plain`.
         self._plain = False
         self._head: h11.Request | None = None
+        # The request being read, made once from its head (its body set when complete).
+        self._request: Request | None = None
         # The head's headers as one plain tuple: h11's are a Sequence whose every
         # iteration costs a Python call per header, and a request is looked at often.
         self._headers: tuple[tuple[bytes, bytes], ...] = ()
@@ -207,10 +210,7 @@ class Exchange:
     def pending(self) -> Request | None:
         """The request being received or answered (its head), if any: for the logs of
         an answer given before it was complete."""
-        head = self._head
-        if head is None:
-            return None
-        return Request(head.method, head.target, self._headers, head.http_version)
+        return self._request if self._head is not None else None
 
     def take_output(self) -> bytes:
         """Bytes to send that no answer carries (``100 Continue``)."""
@@ -273,12 +273,12 @@ class Exchange:
                 else:
                     self._on_body(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                head = self._head  # kept until answered: a HEAD's answer has no body
-                body = b"".join(self._body) if self._body else b""
+                request = self._request  # kept until answered: a HEAD's answer has no body
+                assert request is not None
+                request.body = b"".join(self._body) if self._body else b""
                 self._body = None
                 self._sink = None
-                assert head is not None
-                return Request(head.method, head.target, self._headers, head.http_version, body)
+                return request
             elif isinstance(event, h11.ConnectionClosed):
                 return CLIENT_CLOSED
 
@@ -309,10 +309,10 @@ class Exchange:
         if len(raw) < end:
             return None
         self._stage = _ANSWERING
-        head = self._head
-        assert head is not None
-        body = raw[self._body_at : end]
-        return Request(head.method, head.target, self._headers, head.http_version, body)
+        request = self._request
+        assert request is not None
+        request.body = raw[self._body_at : end]
+        return request
 
     def _to_h11(self) -> object:
         """Hand what the client has sent to h11's connection from here on; the head
@@ -348,17 +348,18 @@ class Exchange:
         self._headers = headers = tuple(
             [(name.lower(), value) for name, value in head.headers.raw_items()]
         )
+        version = head.http_version
+        self._request = request = Request(head.method, head.target, headers, version)
         self._body = None
         self._body_size = 0
-        if head.http_version not in (b"1.0", b"1.1"):
+        if version not in (b"1.0", b"1.1"):
             raise _fatal(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         # h11 bounds only a head that is still incomplete; one that arrived whole in a
         # single read is measured here, so the limit holds however the bytes arrive.
-        head_size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers)
+        head_size = len(head.target) + sum([len(k) + len(v) + 4 for k, v in headers])
         if head_size > self._max_header:
             raise _fatal(431, "request header fields too large")
         names = {name for name, _value in headers}
-        version = head.http_version
         if b"content-length" in names and b"transfer-encoding" in names:
             # The shape of request smuggling: refused, and the connection closed (RFC
             # 9112 6.1). h11 already refuses differing Content-Lengths, and repeated or
@@ -376,7 +377,7 @@ class Exchange:
         )
         self._sink = None
         limit = self._max_body
-        if self._streams_body is not None and self._streams_body(self.pending_head()):
+        if self._streams_body is not None and self._streams_body(request):
             self._sink = _STREAMED
             limit = self._max_streamed
         length = header_value(headers, b"content-length")
