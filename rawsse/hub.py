@@ -39,16 +39,19 @@ logger = logging.getLogger("rawsse.hub")
 _CHUNKED_HEARTBEAT = chunk(HEARTBEAT)
 
 
-#: The adaptive flush delay: the weight of the last flush's CPU share in the smoothed
-#: one, and the shares from which the loop counts as busy (it batches) and as having
-#: time to spare (it flushes at once).
 #: Events dispatched within this many seconds of each other count as published at the
 #: same moment for the publish latency histogram (a batch's events, one observation).
 SAME_MOMENT = 0.0001
 
+#: The adaptive flush delay: the weight of the last flush's CPU share in the smoothed
+#: one, and the shares from which the loop counts as busy (it batches) and as having
+#: time to spare (it flushes at once).
 BUSY_WEIGHT = 0.3
 BUSY_FROM = 0.97
 IDLE_FROM = 0.6
+#: The least time a sample of the loop's load spans: a sample is two system calls (a
+#: few microseconds), which thousands of flushes a second would pay each for little.
+MEASURE_EVERY = 0.001
 
 
 class Topic:
@@ -286,7 +289,10 @@ class Hub:
     def _measure_busy(self, started: float) -> None:
         """The busy share of the cycle that ends as a flush begins (the last flush, and
         whatever the loop did and did not do until this one), folded into the smoothed
-        share that decides :meth:`_adaptive_delay`."""
+        share that decides :meth:`_adaptive_delay`. Flushes closer together than
+        ``MEASURE_EVERY`` count as one cycle."""
+        if started - self._flush_started < MEASURE_EVERY:
+            return
         ran, waited = self._load.sample()
         # The time the loop could have run: what passed, less its waits for a CPU.
         span = started - self._flush_started - (waited - self._waited_at_flush)
