@@ -486,6 +486,8 @@ class Exchange:
         The exchange is over then: the body takes a fast path around h11 (see
         :mod:`rawsse.stream`).
         """
+        if self._h11 is None and self._stage is _ANSWERING:
+            return _plain_stream_head(headers), True
         conn = self._h11 if self._h11 is not None else self._catch_up()
         chunked = conn.their_http_version != b"1.0"
         head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
@@ -531,6 +533,29 @@ def _response(status: int, headers: list[tuple[bytes, bytes]]) -> tuple[h11.Resp
             _RESPONSES.clear()  # varied answers (origins, waits): start again
         cached = _RESPONSES[key] = (response, head)
     return cached
+
+
+#: The heads of event streams answering plain requests, by headers: as with
+#: ``_RESPONSES``, a subscriber connecting spares h11 reading its request again.
+_STREAM_HEADS: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
+
+
+def _plain_stream_head(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The head h11 writes for a 200 event stream with ``headers`` answering a plain
+    request (HTTP/1.1, kept alive, not ``HEAD``): chunked, and the same whatever else
+    the request said, so it is asked of h11 once per set of headers."""
+    key = tuple(headers)
+    head = _STREAM_HEADS.get(key)
+    if head is None:
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        while not isinstance(conn.next_event(), h11.EndOfMessage):
+            pass
+        head = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+        if len(_STREAM_HEADS) >= _RESPONSES_KEPT:
+            _STREAM_HEADS.clear()  # varied heads (origins): start again
+        _STREAM_HEADS[key] = head
+    return head
 
 
 def _tokens(value: bytes) -> list[bytes]:
