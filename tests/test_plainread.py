@@ -39,6 +39,8 @@ MORE_SEEDS = [
     b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\n"
     b'Transfer-Encoding: chunked\r\n\r\n18\r\n{"topic":"a","data":"x"}\r\n0\r\n\r\n',
     b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+    # A body over the limit (64 here), refused on its declared length.
+    b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 100,
     # Heads over the limit (512 here): refused whole, and while still arriving.
     b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\nContent-Length: 1\r\n\r\nz"
     % (b"p" * 480),
