@@ -301,6 +301,14 @@ async def test_http_1_0_and_connection_close_are_honoured() -> None:
         assert (await conn.answer()).status == 200
         assert await conn.read_until_closed() == b""
         await conn.close()
+        # Every Connection header counts, not only the first, as h11 reads them: a plain
+        # request is answered without h11's connection, whose state caught it before.
+        conn = await RawConnection.open(server.port)
+        await conn.send(get("/healthz", "Connection: keep-alive", "Connection: close"))
+        answer = await conn.answer()
+        assert answer.status == 200 and answer.headers["connection"] == "close"
+        assert await conn.read_until_closed() == b""
+        await conn.close()
 
 
 async def test_metrics_exposition() -> None:
