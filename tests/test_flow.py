@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from rawsse.config import Config
 from rawsse.hub import Hub
+from rawsse.loadgauge import ThreadLoad
 from rawsse.protocol import HttpConnection, ServerState
 from tests.client import RawConnection, get
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
@@ -73,19 +74,27 @@ async def test_flush_delay_batches_only_under_load() -> None:
 
 class CostlyTransport(RecordingTransport):
     """A transport whose every write takes ``cost`` seconds of CPU, as a fan-out to
-    many subscribers does."""
+    many subscribers does.
+
+    It notes when each write ended, and the same less the time the thread had waited
+    for a CPU so far: a gap between writes on that second clock leaves out how long
+    other processes kept this one off the CPU, which only ever lengthens a gap."""
 
     def __init__(self, cost: float) -> None:
         super().__init__()
         self.cost = cost
         self.written_at: list[float] = []
+        self.written_at_running: list[float] = []
+        self._load = ThreadLoad()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        end = time.monotonic() + self.cost
-        while time.monotonic() < end:  # busy, as a write is: not a wait
+        end = time.thread_time() + self.cost
+        while time.thread_time() < end:  # busy, as a write is: not a wait
             pass
         super().write(data)
+        _ran, waited = self._load.sample()
         self.written_at.append(time.monotonic())
+        self.written_at_running.append(self.written_at[-1] - waited)
 
 
 def costly_stream(state: ServerState) -> CostlyTransport:
@@ -96,6 +105,7 @@ def costly_stream(state: ServerState) -> CostlyTransport:
     connection.data_received(get("/events?topic=a"))
     transport.writes.clear()
     transport.written_at.clear()
+    transport.written_at_running.clear()
     return transport
 
 
@@ -149,8 +159,12 @@ async def test_a_busy_loop_batches_its_flushes_and_a_quiet_one_stops() -> None:
     # Flushes of 100 ms: the wait is capped at MAX_ADAPTIVE_FLUSH_DELAY (50 ms).
     transport.cost = 0.1
     await publish_each_iteration(lambda: len(transport.writes) >= batched_from + 3)
+    # 100 ms of writing and a wait of 50 ms: a wait as long as the last flush took
+    # (100 ms) would make a gap of 200 ms. A timer never fires early, so the wall-clock
+    # gap is at least 150 ms; a late one (a loaded machine) is left out of the other.
     gap = transport.written_at[-1] - transport.written_at[-2]
-    assert 0.15 - 0.02 <= gap < 0.15 + 0.03
+    gap_running = transport.written_at_running[-1] - transport.written_at_running[-2]
+    assert gap >= 0.15 - 0.005 and gap_running < 0.15 + 0.03, (gap, gap_running)
     # Quiet spells between events: after a few, an event goes out in its iteration.
     transport.cost = 0.0
     await wait_for(lambda: sum(len(events_of(w)) for w in transport.writes) == published)
