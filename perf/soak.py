@@ -8,11 +8,14 @@ request and in batches, across many topics. It passes when:
 - no client that stayed connected missed an event of its topics (each topic's events
   carry a sequence number, published in order);
 - every stream that ended is counted under one reason (``rawsse_disconnects_total``),
-  and every drop a client saw is among the server's drops.
+  and every drop a client saw is among the server's drops;
+- the population holds: after the warm-up, the server serves (median) at least
+  ``--subscribers`` less the lagging share less 5 % (``rawsse_connected_clients``).
 
     python perf/soak.py                                  # 10 minutes, 5000 subscribers
     python perf/soak.py --duration 15 --warmup 6 --subscribers 150 --lifetime 1 4 \
-        --history-ttl 2 --slow-timeout 2 --firehose-size 20000 --lagging 10 \
+        --lagging-lifetime 6 10 --history-ttl 2 --slow-timeout 2 \
+        --firehose-size 20000 --lagging 10 \
         --max-buffer 65536   # what CI runs: a laggard's buffer, a small share of RSS
 
 The server runs on CPU 0; the clients and publishers (this process) on CPU 1. History
@@ -82,8 +85,17 @@ def parse_events(buffer: bytearray, last: dict[str, int], tally: Tally) -> int:
 async def subscriber(
     args: argparse.Namespace, kind: str, index: int, tally: Tally, stop: asyncio.Event
 ) -> None:
-    """One client: connect, read as its kind does until its lifetime ends (normal),
-    until it is dropped, or until the soak stops; then check and leave."""
+    """One client: connect, read as its kind does until its lifetime ends, until it
+    sees it was dropped, or until the soak stops; then check and leave.
+
+    Slow and stalled clients have a lifetime too (``--lagging-lifetime``), long enough
+    for the server to drop them: that comes once the kernel's buffers for the stream
+    are full, about 4 MiB on loopback, some 6 s of the firehose. A client that does
+    not read cannot see the drop, whose end of stream waits behind the data it has
+    not read; it reads what is pending when it leaves. Without a lifetime, each
+    dropped laggard would keep its place in the population until the soak ends, and
+    the server's streams would dwindle (from 150 to about 90 in CI's 15 s) while the
+    clients' count stayed at 150."""
     rng = random.Random(index)
     topics = [f"s{rng.randrange(SINGLE)}", f"b{rng.randrange(BATCHED)}"]
     if kind != "normal":
@@ -103,7 +115,12 @@ async def subscriber(
     last: dict[str, int] = {}
     gaps = 0
     loop = asyncio.get_running_loop()
-    lifetime = rng.uniform(*args.lifetime) if kind == "normal" else float("inf")
+    lifetime = rng.uniform(*(args.lifetime if kind == "normal" else args.lagging_lifetime))
+    if index < args.subscribers:
+        # The first clients all join at once. Each stays for what is left of a lifetime
+        # already under way, as in a population long running: their departures, and
+        # the laggards' drops, are spread from the start instead of coming in a wave.
+        lifetime *= rng.random()
     deadline = loop.time() + lifetime
     dropped = False
     try:
@@ -119,7 +136,7 @@ async def subscriber(
             if kind == "stalled":
                 # Never reads; whether it was dropped shows when it finally does.
                 stopped = asyncio.ensure_future(stop.wait())
-                await asyncio.wait([stopped], timeout=min(remaining, 3600))
+                await asyncio.wait([stopped], timeout=remaining)
                 stopped.cancel()
                 break
             data = await read(reader, min(remaining, 1.0), 4096 if kind == "slow" else 65536)
@@ -133,9 +150,7 @@ async def subscriber(
             if kind == "slow":
                 await asyncio.sleep(0.5)  # reads 4 KiB every half second
         if not dropped and kind != "normal":
-            # A client the server dropped sees the end of its stream behind what was
-            # already sent; one still connected sees nothing more for a while.
-            dropped = await drained_to_end(reader)
+            dropped = await ended_by_server(reader)
     except (ConnectionError, asyncio.IncompleteReadError):
         dropped = True
     finally:
@@ -156,14 +171,19 @@ async def read(reader: asyncio.StreamReader, timeout: float, size: int) -> bytes
         return None
 
 
-async def drained_to_end(reader: asyncio.StreamReader) -> bool:
-    """Read what is pending; whether the stream then ends (the server closed it)."""
-    while True:
-        data = await read(reader, 1.0, 1 << 20)
+async def ended_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server ended this stream: read at full speed what is pending. A
+    stream the server dropped ends behind what the kernels still hold for it (a few
+    MiB at most); one still open keeps coming, or falls silent once publishing stops."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3.0
+    while (remaining := deadline - loop.time()) > 0:
+        data = await read(reader, min(remaining, 1.0), 1 << 20)
         if data is None:
             return False
         if not data:
             return True
+    return False
 
 
 async def population(args: argparse.Namespace, tally: Tally, stop: asyncio.Event) -> None:
@@ -252,20 +272,34 @@ def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def disconnects(port: int) -> dict[str, float]:
-    """``rawsse_disconnects_total`` by reason, from the server's /metrics."""
+def scrape(port: int) -> str:
+    """The server's /metrics."""
     import urllib.request
 
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {KEY}"}
     )
-    text = urllib.request.urlopen(request, timeout=10).read().decode()
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        body: bytes = answer.read()
+    return body.decode()
+
+
+def disconnects(metrics: str) -> dict[str, float]:
+    """``rawsse_disconnects_total`` by reason."""
     reasons = {}
-    for line in text.splitlines():
+    for line in metrics.splitlines():
         if line.startswith("rawsse_disconnects_total{"):
             label, value = line.split("} ")
             reasons[label.split('"')[1]] = float(value)
     return reasons
+
+
+def streams(metrics: str) -> int:
+    """``rawsse_connected_clients``: the streams the server holds."""
+    for line in metrics.splitlines():
+        if line.startswith("rawsse_connected_clients "):
+            return int(line.split()[1])
+    raise ValueError("no rawsse_connected_clients in /metrics")
 
 
 async def soak(args: argparse.Namespace, server: subprocess.Popen[str]) -> dict[str, object]:
@@ -278,12 +312,15 @@ async def soak(args: argparse.Namespace, server: subprocess.Popen[str]) -> dict[
         asyncio.ensure_future(publishers(args, stop, counts)),
     ]
     samples: list[tuple[float, int]] = []
+    held: list[tuple[float, int]] = []  # the server's streams, when RSS was sampled
     while time.monotonic() - started < args.duration:
         await asyncio.sleep(args.sample)
-        samples.append((time.monotonic() - started, rss_bytes(server.pid)))
+        at = time.monotonic() - started
+        samples.append((at, rss_bytes(server.pid)))
+        held.append((at, streams(await asyncio.to_thread(scrape, args.port))))
         print(
-            f"{samples[-1][0]:6.0f} s  RSS {samples[-1][1] / 2**20:6.1f} MiB  "
-            f"{tally.connected - tally.left - tally.dropped} connected, "
+            f"{at:6.0f} s  RSS {samples[-1][1] / 2**20:6.1f} MiB  {held[-1][1]} streams held, "
+            f"{tally.connected - tally.left - tally.dropped} clients connected, "
             f"{tally.left} left, {tally.dropped} dropped, "
             f"{counts['single'] + counts['batched']} published",
             flush=True,
@@ -296,13 +333,18 @@ async def soak(args: argparse.Namespace, server: subprocess.Popen[str]) -> dict[
     while fds_after != fds_before and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         fds_after = open_fds(server.pid)
-    reasons = disconnects(args.port)
+    reasons = disconnects(scrape(args.port))
     steady = [rss for at, rss in samples if at >= args.warmup]
     median = statistics.median(steady)
     spread = max(abs(rss - median) / median for rss in steady)
+    streams_median = statistics.median(count for at, count in held if at >= args.warmup)
     server_drops = sum(v for k, v in reasons.items() if k not in ("client_closed", "shutdown"))
     checks = {
         "rss_within_5_percent": spread <= 0.05,
+        # The population holds: the server serves the clients that are connected. Only
+        # laggards can be gone unseen (dropped, not yet aware); 5 % more for clients
+        # between leaving and being replaced.
+        "population_held": streams_median >= (95 - args.lagging) / 100 * args.subscribers,
         "fds_back_to_baseline": fds_after == fds_before,
         "no_event_lost_by_a_client_that_stayed": tally.gaps == 0,
         # Every stream that ended is counted under one reason; and every drop a client
@@ -320,6 +362,8 @@ async def soak(args: argparse.Namespace, server: subprocess.Popen[str]) -> dict[
         "rss_median_mib": median / 2**20,
         "rss_spread": spread,
         "rss_samples_mib": [round(rss / 2**20, 2) for _at, rss in samples],
+        "streams_held": [count for _at, count in held],
+        "streams_held_median": streams_median,
         "fds_before": fds_before,
         "fds_after": fds_after,
         "clients_connected": tally.connected,
@@ -350,6 +394,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--lagging", type=int, default=3, help="%% of clients slow or never reading"
+    )
+    parser.add_argument(
+        "--lagging-lifetime",
+        type=float,
+        nargs=2,
+        default=[15.0, 30.0],
+        help="seconds a slow or stalled client stays, drawn between these",
     )
     parser.add_argument("--history-ttl", type=float, default=30)
     parser.add_argument("--slow-timeout", type=float, default=10)

@@ -138,7 +138,8 @@ def test_soak_short(tmp_path: Path) -> None:
             sys.executable,
             str(PERF / "soak.py"),
             *("--duration", "15", "--warmup", "6", "--subscribers", "150"),
-            *("--lifetime", "1", "4", "--history-ttl", "2", "--slow-timeout", "2"),
+            *("--lifetime", "1", "4", "--lagging-lifetime", "6", "10"),
+            *("--history-ttl", "2", "--slow-timeout", "2"),
             *("--firehose-size", "20000", "--lagging", "10", "--sample", "1.5"),
             # Small buffers: in a run this short, a few laggards' full buffers would be
             # a large share of the server's memory, which the full run spreads out.
@@ -152,5 +153,7 @@ def test_soak_short(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     assert report["passed"] and all(report["checks"].values())
-    assert report["clients_left"] > 150 and report["clients_dropped"] > 0
+    assert report["clients_left"] > 150
+    # More laggards dropped than the first wave's 15: dropped ones leave and are replaced.
+    assert report["clients_dropped"] > 15 and report["checks"]["population_held"]
     assert report["events_received"] > 0 and report["gaps"] == 0
