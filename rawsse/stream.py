@@ -159,7 +159,9 @@ def on_expiry(subscriber: Subscriber, expires_at: float, now: float) -> tuple[fl
 def close_stream(hub: Hub, subscriber: Subscriber, timed_out: bool, who: str, now: float) -> None:
     """The stream's connection is gone: leave the hub, count and log why."""
     hub.unsubscribe(subscriber)
-    subscriber.end("dead_peer" if timed_out else "client_closed")
+    # Before anything awaited for it (the backend getting ready, a replay) comes back:
+    # then it must find a stream that is over, not subscribe or write to a dead socket.
+    subscriber.gone("dead_peer" if timed_out else "client_closed")
     reason = subscriber.close_reason or "client_closed"
     hub.count_disconnect(reason)
     access_logger.info(

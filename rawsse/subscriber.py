@@ -280,6 +280,17 @@ class Subscriber:
         if self.close_reason is None:
             self.close_reason = reason
 
+    def gone(self, reason: str) -> None:
+        """The connection is closed: record why, and write nothing more to it.
+
+        A stream can end while its answer waits for the backend or while its replay is
+        being read; what was to follow (subscribing, replay pages, held events) sees
+        the stand-in for a dropped transport and does nothing.
+        """
+        self.end(reason)
+        self.paused_since = None
+        self.transport = _DROPPED
+
     def drop(self, reason: str) -> None:
         """Abort the connection at once, freeing its buffer, and record why."""
         if self.close_reason is None:

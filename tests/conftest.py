@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+import rawsse
 from rawsse.config import Config
 from rawsse.hub import Hub
 from rawsse.server import Server
@@ -139,9 +140,15 @@ async def running_servers(
     assert not errors, f"exceptions reached the loop's handler: {errors}"
 
 
+#: The package's own folder: a task whose code lives there was started by rawsse. (Not
+#: any path with "/rawsse/" in it: a checkout is usually a folder called rawsse, and the
+#: tests' own tasks live in it too.)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(rawsse.__file__)) + os.sep
+
+
 def _started_by_rawsse(task: asyncio.Task[Any]) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and f"{os.sep}rawsse{os.sep}" in code.co_filename
+    return code is not None and os.path.abspath(code.co_filename).startswith(_PACKAGE_DIR)
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

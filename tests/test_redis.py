@@ -30,7 +30,7 @@ from rawsse.config import Config
 from rawsse.errors import InvalidEvent
 from rawsse.hub import Hub
 from rawsse.server import Server
-from tests.client import metric_at
+from tests.client import RawConnection, metric_at
 from tests.conftest import TEST_KEY, make_config, running_servers, scaled, wait_for
 from tests.redis_server import RedisServer, redis_server
 from tests.test_stream import collect, events_after
@@ -345,6 +345,48 @@ async def test_redis_restarted_with_its_append_only_file_loses_nothing(
             assert len({i.split("-")[0] for i in ids}) == 1  # the same epoch
             assert not reader.ended.is_set()
         assert await metric(server, "rawsse_backend_up") == 1
+
+
+async def test_a_stream_closed_before_its_answer_is_never_subscribed(redis: RedisServer) -> None:
+    """A stream whose answer waits for Redis (a topic new to the process, or a
+    ``Last-Event-ID`` that is not this hub's) and whose client leaves meanwhile is not
+    subscribed once Redis answers: it holds no place in the hub, the honest subscriber
+    of the same topics gets every event, and the per-address stream cap is whole again.
+    (Before, each such request left a subscriber on a dead transport for ever, which
+    broke every flush and heartbeat under uvloop.)"""
+    config = make_config(max_streams_per_address=3)
+    async with redis_servers(redis, 1, config) as (server,):
+        assert redis.process is not None
+        streams = server.hub.metrics.requests
+        redis.process.send_signal(signal.SIGSTOP)  # every answer now waits for Redis
+        try:
+            targets = [b"/events?topic=orders&topic=news", b"/events?topic=news"] * 3
+            for n, target in enumerate(targets, 1):
+                conn = await RawConnection.open(server.port)
+                last_id = b"last-event-id: publisher-chosen\r\n" if n % 2 else b""
+                await conn.send(b"GET %s HTTP/1.1\r\nhost: x\r\n%s\r\n" % (target, last_id))
+                # The request was read and its stream is waiting for the backend.
+                await wait_for(lambda n=n: streams.get(("/events", 200), 0) == n)  # type: ignore[misc]
+                conn.writer.transport.abort()
+            await wait_for(lambda: server.connection_count == 0)
+        finally:
+            redis.process.send_signal(signal.SIGCONT)
+        # An honest subscriber's answer waits behind the ghosts' (marks come in order):
+        # once it is open, the backend has answered every one of them.
+        async with (
+            Reader(f"{server.url}/events?topic=news") as honest,
+            Reader(f"{server.url}/events?topic=orders&topic=news") as both,
+        ):
+            assert server.hub.subscriber_count == 2
+            for i in range(5):
+                await publish(server, "news" if i % 2 else "orders", f"e{i}")
+            assert [e.data for e in await honest.wait_count(2)] == ["e1", "e3"]
+            assert [e.data for e in await both.wait_count(5)] == [f"e{i}" for i in range(5)]
+            # The address's cap of 3 streams counts only the two open ones.
+            async with Reader(f"{server.url}/events?topic=third") as third:
+                await server.hub.publish_async("third", "yes")
+                assert [e.data for e in await third.wait_count(1)] == ["yes"]
+        await wait_for(lambda: server.hub.subscriber_count == 0)
 
 
 async def test_a_silent_redis_is_noticed_and_publishes_fail_within_the_timeout(

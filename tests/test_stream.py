@@ -264,6 +264,28 @@ async def test_reconnecting_with_last_event_id_replays_what_was_missed(query: bo
         assert [(e.id, e.data) for e in events] == [(ids[i], f"e{i}") for i in (2, 3, 4)]
 
 
+async def test_a_stream_closed_during_its_replay_writes_nothing_more() -> None:
+    """A client that leaves while its long replay is written page by page: the pages
+    still to come are not written to its closed transport (uvloop raises there, in a
+    callback of the loop's), and nothing is left behind."""
+    async with running_server(make_config(history=400)) as server:
+        hub = server.hub
+        ids = [hub.publish("t", "x" * 4000) for _ in range(400)]
+        for _ in range(20):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                b"GET /events?topic=t HTTP/1.1\r\nhost: x\r\nlast-event-id: %s\r\n\r\n"
+                % ids[0].encode()
+            )
+            await reader.readuntil(b"\r\n\r\n")  # the head: its replay has begun
+            writer.transport.abort()
+        await wait_for(lambda: server.connection_count == 0)
+        # Give pages scheduled for the next loop iterations their turn.
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert hub.subscriber_count == 0
+
+
 async def test_no_duplicate_and_no_hole_at_the_seam_while_publishing() -> None:
     """A producer publishes without pause while a client reads, drops and reconnects
     with its last id three times: it must see every event exactly once, in order."""
