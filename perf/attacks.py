@@ -14,8 +14,19 @@ events of ``--event-size`` bytes, then ``--subscribers`` streams ask for all of 
 topics with a ``Last-Event-ID`` from another epoch (which replays everything) and read
 nothing. A server that writes a whole replay at once holds it all per stream.
 
+``chunks``: each connection sends ``POST --path`` with a chunked body of ``--size``
+bytes in ``--chunk``-byte chunks, and reads nothing. Every chunk costs the HTTP parser
+the same whatever its size.
+
+``slowbody``: each connection sends a ``Content-Length`` body of ``--size`` bytes to
+``POST --path``, ``--chunk`` bytes a send (each on the wire by itself), as a slow or
+hostile client does. A server that copies what it has of the body at each read spends
+time quadratic in its size.
+
     python perf/attacks.py pipeline --connections 30 --size 262144
     python perf/attacks.py replay --topics 64 --events 1000 --subscribers 10
+    python perf/attacks.py chunks --connections 5 --size 1048576 --chunk 2 --path /publish
+    python perf/attacks.py slowbody --connections 10 --size 1048576 --chunk 500 --path /publish
 
 ``serve`` is the server side, started by the two others.
 """
@@ -36,7 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from _common import raise_file_limit, rss_bytes  # noqa: E402
+from _common import cpu_seconds, raise_file_limit, rss_bytes  # noqa: E402
 
 ATTACKER = "127.0.0.2"
 PROBER = "127.0.0.3"
@@ -136,17 +147,19 @@ async def _healthz(port: int) -> None:
         sock.close()
 
 
-async def attack(port: int, pid: int, payloads: list[bytes], duration: float) -> dict[str, Any]:
-    """Send each payload on its own never-reading connection; probe and sample for
-    ``duration`` seconds; close everything."""
+async def attack(
+    port: int, pid: int, payloads: list[bytes], duration: float, piece: int = 0
+) -> dict[str, Any]:
+    """Send each payload on its own never-reading connection (``piece`` bytes a send,
+    each sent by itself, when given); probe and sample for ``duration`` seconds; close
+    everything."""
     loop = asyncio.get_running_loop()
     await healthz_ms(port, 5.0)  # warm: the first answer allocates what every one needs
     rss_before = rss_bytes(pid)
+    cpu_before = cpu_seconds(pid)
     peak = rss_before
     sockets = [await connect(port, ATTACKER) for _ in payloads]
-    senders = [
-        loop.create_task(loop.sock_sendall(s, p)) for s, p in zip(sockets, payloads, strict=True)
-    ]
+    senders = [loop.create_task(_send(s, p, piece)) for s, p in zip(sockets, payloads, strict=True)]
     latencies: list[float] = []
     end = loop.time() + duration
     try:
@@ -155,6 +168,7 @@ async def attack(port: int, pid: int, payloads: list[bytes], duration: float) ->
             peak = max(peak, rss_bytes(pid))
             await asyncio.sleep(0.05)  # a probe every 50 ms: sampling, not waiting
         peak = max(peak, rss_bytes(pid))
+        cpu = cpu_seconds(pid) - cpu_before
     finally:
         for task in senders:
             task.cancel()
@@ -165,11 +179,52 @@ async def attack(port: int, pid: int, payloads: list[bytes], duration: float) ->
         "rss_before_mib": rss_before / MiB,
         "rss_peak_mib": peak / MiB,
         "rss_growth_mib": (peak - rss_before) / MiB,
+        "server_cpu_s": cpu,
+        "server_cpu_share": cpu / duration,
         "healthz_probes": len(latencies),
         "healthz_p50_ms": statistics.median(latencies),
         "healthz_max_ms": max(latencies),
         "healthz_ms": [round(x, 1) for x in latencies],
         "sent_whole": sum(1 for t in senders if not t.cancelled() and t.exception() is None),
+    }
+
+
+async def _send(sock: socket.socket, payload: bytes, piece: int) -> None:
+    loop = asyncio.get_running_loop()
+    if not piece:
+        await loop.sock_sendall(sock, payload)
+        return
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for at in range(0, len(payload), piece):
+        await loop.sock_sendall(sock, payload[at : at + piece])
+        await asyncio.sleep(0.0005)  # pacing: each piece a segment of its own
+
+
+async def bodies(args: argparse.Namespace) -> dict[str, Any]:
+    """``chunks`` and ``slowbody``: bodies that cost the parser per piece."""
+    process, port = start_server(args, topics=0, events=0, event_size=0)
+    head = f"POST {args.path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+    try:
+        if args.attack == "chunks":
+            chunk = b"%x\r\n%s\r\n" % (args.chunk, b"a" * args.chunk)
+            body = chunk * (args.size // args.chunk) + b"0\r\n\r\n"
+            payload = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + body
+            piece = 0
+        else:
+            payload = (head + f"Content-Length: {args.size}\r\n\r\n").encode()
+            payload += b"a" * args.size
+            piece = args.chunk
+        payloads = [payload] * args.connections
+        figures = await attack(port, process.pid, payloads, args.duration, piece)
+    finally:
+        stop_server(process)
+    return {
+        "attack": args.attack,
+        "connections": args.connections,
+        "body_bytes": args.size,
+        "chunk": args.chunk,
+        "path": args.path,
+        **figures,
     }
 
 
@@ -213,12 +268,13 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("attack", choices=("pipeline", "replay", "serve"))
+    parser.add_argument("attack", choices=("pipeline", "replay", "chunks", "slowbody", "serve"))
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of probing")
     parser.add_argument("--connections", type=int, default=30)
     parser.add_argument("--size", type=int, default=256 * 1024, help="pipelined bytes each")
     parser.add_argument("--path", default="/", help="what the pipelined requests ask for")
+    parser.add_argument("--chunk", type=int, default=2, help="bytes a chunk or a send")
     parser.add_argument("--topics", type=int, default=64)
     parser.add_argument("--events", type=int, default=1000, help="events kept per topic")
     parser.add_argument("--event-size", type=int, default=1000)
@@ -242,7 +298,8 @@ def main() -> None:
         loop = loop_factory(args.loop)()
         loop.run_until_complete(serve(args))
         return
-    figures = asyncio.run(pipeline(args) if args.attack == "pipeline" else replay(args))
+    run = {"pipeline": pipeline, "replay": replay}.get(args.attack, bodies)
+    figures = asyncio.run(run(args))
     figures["loop"] = args.loop
     print(json.dumps(figures, indent=2))
     if args.json is not None:

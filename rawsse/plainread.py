@@ -43,7 +43,7 @@ _NEGOTIATING = frozenset({b"transfer-encoding", b"upgrade", b"expect"})
 _NOT_PLAIN_METHODS = frozenset({b"HEAD", b"CONNECT"})
 
 
-def head_end(raw: bytes, offset: int, max_size: int) -> int | None:
+def head_end(raw: bytes | bytearray, offset: int, max_size: int) -> int | None:
     """Where the head that starts at ``offset`` ends (past its blank line), as h11
     finds it; ``None`` while it may still come; ``-1`` when h11's connection must see
     it: over ``max_size`` unfinished, or not starting like a request line."""
@@ -55,7 +55,7 @@ def head_end(raw: bytes, offset: int, max_size: int) -> int | None:
     return None
 
 
-def read_head(raw: bytes, offset: int, end: int) -> h11.Request | None:
+def read_head(raw: bytes | bytearray, offset: int, end: int) -> h11.Request | None:
     """h11's parse of the head in ``raw[offset:end]``, or ``None`` if h11 refuses it
     (its connection then reads it again, and says why)."""
     buffer = ReceiveBuffer()

@@ -26,7 +26,7 @@ from rawsse.admission import Admission, Refused
 from rawsse.cors import CorsPolicy
 from rawsse.deadline import DeadlineProtocol
 from rawsse.errors import RequestError
-from rawsse.exchange import CLIENT_CLOSED, BodyStart, Ending, Exchange, Request
+from rawsse.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
 from rawsse.http import SSE_HEADERS, redact_target
 from rawsse.replies import Reply, text
 from rawsse.routes import ROUTES, Router, StreamStart, error_reply, path_label
@@ -465,9 +465,10 @@ class RequestCycle:
         little the client reads, and keep the loop busy producing them. So what an
         ordinary connection holds unsent stays near the high-water mark plus one answer.
 
-        And after ``PIPELINE_BATCH`` requests the rest wait for the next loop iteration
-        (reading paused meanwhile), so that a connection packed with requests takes its
-        turn with every other one instead of holding the loop until it is done.
+        And after ``PIPELINE_BATCH`` requests, or ``BODY_PIECES_PER_TURN`` pieces of a
+        body, the rest wait for the next loop iteration (reading paused meanwhile), so
+        that a connection packed with requests or chunks takes its turn with every
+        other one instead of holding the loop until it is done.
         """
         conn, exchange = self._conn, self.exchange
         started = 0
@@ -496,6 +497,12 @@ class RequestCycle:
                 return
             if request is CLIENT_CLOSED:
                 conn._close()
+                return
+            if request is MORE_LATER:
+                # A body of many pieces: the rest of it is read in the next iteration,
+                # after every other connection's turn (reading paused meanwhile).
+                self.hold(_BACKLOG)
+                conn._loop.call_soon(self._work_backlog)
                 return
             if isinstance(request, BodyStart):
                 self._open_batch(request.request)

@@ -6,7 +6,15 @@ from __future__ import annotations
 import h11
 import pytest
 
-from rawsse.exchange import CLIENT_CLOSED, Ending, Exchange, Request
+from rawsse.errors import RequestError
+from rawsse.exchange import (
+    BODY_PIECES_PER_TURN,
+    CLIENT_CLOSED,
+    MORE_LATER,
+    Ending,
+    Exchange,
+    Request,
+)
 
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 
@@ -123,3 +131,59 @@ def test_a_head_request_gets_no_body() -> None:
     data, ending = exchange.answer(200, [TEXT, (b"content-length", b"3")], b"ok\n", close=False)
     assert ending is Ending.KEEP_ALIVE
     assert data.endswith(b"content-length: 3\r\n\r\n")
+
+
+def chunked(*chunks: bytes, target: bytes = b"/publish?topic=t") -> bytes:
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" % target
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    return head + framed + b"0\r\n\r\n"
+
+
+def test_a_body_of_many_chunks_is_read_a_share_per_call() -> None:
+    """Each chunk costs h11 the same whatever its size: a body of many is read
+    ``BODY_PIECES_PER_TURN`` chunks a call (the connection's turn), then whole."""
+    exchange = Exchange(max_header_size=16384, max_body_size=1 << 20)
+    pieces = [b"%020d" % n for n in range(BODY_PIECES_PER_TURN * 2 + 10)]
+    exchange.receive(chunked(*pieces))
+    assert exchange.next_request() is MORE_LATER
+    assert exchange.next_request() is MORE_LATER
+    request = next_request(exchange)
+    assert request.body == b"".join(pieces) and type(request.body) is bytes
+
+
+def test_a_body_of_tiny_chunks_is_refused() -> None:
+    """2-byte chunks cost the loop seconds a mebibyte: refused once the first 1024
+    average under 16 bytes, before the body is read on."""
+    exchange = Exchange(max_header_size=16384, max_body_size=1 << 20)
+    exchange.receive(chunked(*[b"ab"] * 5000))
+    with pytest.raises(RequestError) as raised:
+        while exchange.next_request() is MORE_LATER:
+            pass
+    assert (raised.value.status, raised.value.close) == (400, True)
+    assert "chunks under 16 bytes" in raised.value.reason
+
+
+def test_small_but_not_tiny_chunks_and_slow_bodies_are_read() -> None:
+    """Chunks of one short NDJSON line each, and a plain body that arrives a few
+    hundred bytes a read, are read whole, in one buffer that each read extends."""
+    exchange = Exchange(max_header_size=16384, max_body_size=1 << 20)
+    line = b'{"topic":"a","data":"b"}\n'
+    exchange.receive(chunked(*[line] * 3000))
+    while (request := exchange.next_request()) is MORE_LATER:
+        pass
+    assert isinstance(request, Request) and request.body == line * 3000
+    plain = Exchange(max_header_size=16384, max_body_size=1 << 20)
+    body = bytes(range(256)) * 1024
+    raw = publish(body)
+    start = raw.index(b"\r\n\r\n") + 4
+    plain.receive(raw[:start])
+    assert plain.next_request() is None
+    buffers = set()
+    for at in range(start, len(raw), 500):
+        plain.receive(raw[at : at + 500])
+        buffers.add(id(plain._raw))
+        if at + 500 < len(raw):
+            assert plain.next_request() is None
+    assert len(buffers) == 1  # extended in place, not copied at each read
+    request = next_request(plain)
+    assert request.body == body and type(request.body) is bytes

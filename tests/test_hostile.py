@@ -28,6 +28,7 @@ from tests.conftest import (
     scaled,
     wait_for,
 )
+from tests.test_stream import collect
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 NOW = int(time.time())
@@ -185,6 +186,25 @@ CASES: list[tuple[str, bytes, int, bytes]] = [
         ),
         413,
         b"too large",
+    ),
+    (
+        "a body of 2-byte chunks",
+        request(
+            "POST /healthz HTTP/1.1\nHost: t\nTransfer-Encoding: chunked",
+            b"2\r\nab\r\n" * 2000 + b"0\r\n\r\n",
+        ),
+        400,
+        b"chunks under 16 bytes on average",
+    ),
+    (
+        "a batch of 2-byte chunks",
+        request(
+            "POST /publish HTTP/1.1\nHost: t\nTransfer-Encoding: chunked\n"
+            "Content-Type: application/x-ndjson\nAuthorization: Bearer test-key",
+            b"2\r\n{}\r\n" * 2000 + b"0\r\n\r\n",
+        ),
+        400,
+        b"chunks under 16 bytes on average",
     ),
     ("a 9 KiB query", get("/events?topic=" + "a" * 9000), 414, b"too long"),
     ("65 topics", get("/events?" + "&".join(f"topic=t{i}" for i in range(65))), 400, b"at most"),
@@ -475,3 +495,25 @@ async def test_a_stream_client_that_keeps_talking_is_cut_off() -> None:
         await wait_for(lambda: server.hub.subscriber_count == 0)
         assert server.hub.metrics.disconnects["limit"] == 1
         await conn.close()
+
+
+async def test_a_body_of_many_chunks_is_published_whole_across_turns() -> None:
+    """A raw-body publish in 600 chunks of 20 bytes, read over several loop iterations,
+    and an NDJSON batch of 2 000 one-line chunks: both published whole."""
+    async with running_server() as server:
+        pieces = [b"%020d" % n for n in range(600)]
+        lines = [b'{"topic":"t","data":"%d"}\n' % n for n in range(2000)]
+        reader = asyncio.create_task(collect(f"{server.url}/events?topic=t", 2001))
+        await wait_for(lambda: server.hub.subscriber_count == 1)
+        for target, extra, chunks in (
+            ("/publish?topic=t", "", pieces),
+            ("/publish", "\nContent-Type: application/x-ndjson", lines),
+        ):
+            framed = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
+            head = f"POST {target} HTTP/1.1\nHost: t\nTransfer-Encoding: chunked\n"
+            head += f"Authorization: Bearer {TEST_KEY}{extra}\nConnection: close"
+            status, body = status_and_body(await send_and_read(server.port, request(head, framed)))
+            assert status == 200, body
+        events = await reader
+        assert events[0].data == b"".join(pieces).decode()
+        assert [e.data for e in events[1:]] == [str(n) for n in range(2000)]
