@@ -18,6 +18,10 @@ nothing. A server that writes a whole replay at once holds it all per stream.
 bytes in ``--chunk``-byte chunks, and reads nothing. Every chunk costs the HTTP parser
 the same whatever its size.
 
+``batch``: each connection sends ``POST /publish`` with an NDJSON body of ``--size``
+bytes of 2-byte bad lines (``1``), with the publish key ``--key``. Each line refused
+costs an answer line.
+
 ``slowbody``: each connection sends a ``Content-Length`` body of ``--size`` bytes to
 ``POST --path``, ``--chunk`` bytes a send (each on the wire by itself), as a slow or
 hostile client does. A server that copies what it has of the body at each read spends
@@ -26,6 +30,7 @@ time quadratic in its size.
     python perf/attacks.py pipeline --connections 30 --size 262144
     python perf/attacks.py replay --topics 64 --events 1000 --subscribers 10
     python perf/attacks.py chunks --connections 5 --size 1048576 --chunk 2 --path /publish
+    python perf/attacks.py batch --connections 1 --size 16777216 --set 'publish_key="k"' --key k
     python perf/attacks.py slowbody --connections 10 --size 1048576 --chunk 500 --path /publish
 
 ``serve`` is the server side, started by the two others.
@@ -205,7 +210,12 @@ async def bodies(args: argparse.Namespace) -> dict[str, Any]:
     process, port = start_server(args, topics=0, events=0, event_size=0)
     head = f"POST {args.path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
     try:
-        if args.attack == "chunks":
+        if args.attack == "batch":
+            head = "POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            head += f"Authorization: Bearer {args.key}\r\nContent-Length: {args.size}\r\n\r\n"
+            payload = head.encode() + b"1\n" * (args.size // 2)
+            piece = 0
+        elif args.attack == "chunks":
             chunk = b"%x\r\n%s\r\n" % (args.chunk, b"a" * args.chunk)
             body = chunk * (args.size // args.chunk) + b"0\r\n\r\n"
             payload = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + body
@@ -268,12 +278,15 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("attack", choices=("pipeline", "replay", "chunks", "slowbody", "serve"))
+    parser.add_argument(
+        "attack", choices=("pipeline", "replay", "chunks", "slowbody", "batch", "serve")
+    )
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of probing")
     parser.add_argument("--connections", type=int, default=30)
     parser.add_argument("--size", type=int, default=256 * 1024, help="pipelined bytes each")
     parser.add_argument("--path", default="/", help="what the pipelined requests ask for")
+    parser.add_argument("--key", default="", help="the publish key a batch sends")
     parser.add_argument("--chunk", type=int, default=2, help="bytes a chunk or a send")
     parser.add_argument("--topics", type=int, default=64)
     parser.add_argument("--events", type=int, default=1000, help="events kept per topic")

@@ -306,7 +306,11 @@ class Authorizer:
             return KEY_GRANTS
         if self.verifier is None or token.count(".") != 2:
             raise AuthError("missing or wrong publish key")
-        return self.verifier.verify(token)
+        grants = self.verifier.verify(token)
+        if not grants.publish:
+            # Refused here, before any body is read: a batch is admitted by its head.
+            raise AuthError("this token may not publish", 403)
+        return grants
 
     def subscriber(self, token: str | None, topics: Sequence[str]) -> Grants | None:
         """The grants of a subscriber to ``topics``; ``None`` when subscribe auth is off.

@@ -538,6 +538,10 @@ class RequestCycle:
         many publishes awaiting a remote backend, read no more until the next loop
         iteration, or until they are answered."""
         more = batch.work()
+        if batch.failed is not None:  # too many lines refused: so is the batch
+            self.batch = None
+            self._answer(batch.refuse(batch.failed), self.exchange.pending)
+            return
         if batch.must_settle:
             self.hold(_AWAITING)
             self._conn._server.spawn(self._settle(batch))

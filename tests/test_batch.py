@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from rawsse.auth import mint_token
+from rawsse.batch import MAX_REFUSED_LINES
 from tests.client import RawConnection, exchange, raw_stream
 from tests.conftest import TEST_KEY, make_config, running_server, wait_for
 from tests.sse_parser import dechunk, parse
@@ -203,6 +204,39 @@ async def test_a_batch_without_rights_is_refused_before_its_body() -> None:
             "status": 403,
         }
         assert server.hub.metrics.events_published == 1
+        # A token that may read but not publish: refused on its head, body unread.
+        reader = mint_token(secret, subscribe=["*"], ttl=60)
+        producer = await RawConnection.open(server.port)
+        await producer.send(batch_head(f"Authorization: Bearer {reader}", NDJSON))
+        answer = await producer.answer(head_only_for=b"POST")
+        assert (answer.status, answer.body) == (403, b"this token may not publish\n")
+        await producer.close()
+        single = b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+        single += f"Authorization: Bearer {reader}\r\n\r\nx".encode()
+        answer = await exchange(server.port, single, method=b"POST")
+        assert (answer.status, answer.body) == (403, b"this token may not publish\n")
+        assert server.hub.metrics.events_published == 1
+
+
+async def test_a_batch_of_too_many_refused_lines_is_refused_whole() -> None:
+    """A body of bad lines costs an answer line each: after ``MAX_REFUSED_LINES`` the
+    batch ends (the first refusal's status, the answers so far, closed) and the rest is
+    not read, good lines included."""
+    async with running_server() as server:
+        body = lines({"topic": "a", "data": "first"}) + b"1\n" * 5000
+        body += lines(*({"topic": "a", "data": "late"} for _ in range(100)))
+        producer = await RawConnection.open(server.port)
+        await producer.send(batch_head(AUTH, NDJSON))
+        await producer.send(chunk(body))
+        answer = await producer.answer(head_only_for=b"POST")
+        assert answer.status == 400 and answer.headers["connection"] == "close"
+        results = answers(answer.body)
+        assert "id" in results[0]
+        assert len(results) == 1 + MAX_REFUSED_LINES + 1
+        assert all(r["status"] == 400 for r in results[1:])
+        assert results[-1]["error"] == f"more than {MAX_REFUSED_LINES} lines refused"
+        assert server.hub.metrics.events_published == 1
+        await producer.close()
 
 
 @pytest.mark.parametrize(
