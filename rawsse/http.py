@@ -8,7 +8,6 @@ answer (400, 413, 415). The protocol module calls these and turns errors into re
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
@@ -16,6 +15,7 @@ from urllib.parse import parse_qs, unquote
 from rawsse.config import MAX_TOPIC_LENGTH
 from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import MAX_RETRY, check_event_name, check_id
+from rawsse.text import has_unsafe
 
 __all__ = [
     "Query",
@@ -41,7 +41,6 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
 ]
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 #: Longest query string accepted; a URL over this is a mistake or an attack.
 MAX_QUERY_LENGTH = 8192
@@ -96,8 +95,9 @@ def _parse_query(query: str) -> Query:
 def parse_topics(values: Iterable[str], max_topics: int) -> tuple[str, ...]:
     """Validate topic names; return them deduplicated, in first-seen order.
 
-    A topic is 1 to 256 characters with no control characters: topics travel in URLs,
-    logs and metric labels, never in the stream itself.
+    A topic is 1 to 256 characters with no control, format or line-separator
+    characters, nor lone surrogates (:mod:`rawsse.text`): topics travel in URLs, logs
+    and metric labels, never in the stream itself.
 
     Raises:
         RequestError: 400 for no topic, too many, or a malformed one.
@@ -110,8 +110,10 @@ def parse_topics(values: Iterable[str], max_topics: int) -> tuple[str, ...]:
     for topic in topics:
         if not topic or len(topic) > MAX_TOPIC_LENGTH:
             raise RequestError(f"a topic must be 1 to {MAX_TOPIC_LENGTH} characters")
-        if _CONTROL.search(topic):
-            raise RequestError("a topic must not contain control characters")
+        if has_unsafe(topic):
+            raise RequestError(
+                "a topic must not contain control, format or line-separator characters"
+            )
     return topics
 
 

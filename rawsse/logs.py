@@ -6,11 +6,26 @@ import json
 import logging
 import sys
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure"]
+from rawsse.text import escape_unsafe
+
+__all__ = ["LOG_FORMATS", "JsonFormatter", "TextFormatter", "configure"]
 
 LOG_FORMATS = ("text", "json")
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    """One line per message: what a client chose (a topic, a path) cannot start
+    another line or disguise this one, its unsafe characters being escaped
+    (:func:`rawsse.text.escape_unsafe`). A traceback keeps its lines."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_unsafe(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,13 +40,15 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # The same JSON either way; escaped, a line separator cannot break the line for
+        # a reader that splits on it, nor a control or format character reach a terminal.
+        return escape_unsafe(json.dumps(entry, ensure_ascii=False), json=True)
 
 
 def configure(level: str, fmt: str) -> None:
     """Send rawsse's logs to stderr at ``level`` in format ``fmt`` (``text`` or ``json``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

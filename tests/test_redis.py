@@ -558,3 +558,27 @@ async def test_a_batch_cut_short_sees_its_publishes_through(redis: RedisServer) 
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         producer.writer.transport.abort()
         await wait_for(lambda: server.hub.metrics.events_published == 50)
+
+
+async def test_a_topic_that_is_not_utf_8_is_refused_before_redis(redis: RedisServer) -> None:
+    """A JSON topic with a lone surrogate (``"\\ud800"``) cannot be written to Redis:
+    refused with 400 like any bad topic, alone or as a batch line, the other lines
+    published and every line answered."""
+    async with redis_servers(redis, 1) as (server,):
+        async with httpx.AsyncClient(timeout=scaled(5)) as client:
+            single = await client.post(
+                f"{server.url}/publish",
+                content=b'{"topic": "a\\ud800", "data": "x"}',
+                headers={**AUTH, "Content-Type": "application/json"},
+            )
+            assert single.status_code == 400 and "topic" in single.text
+            body = b'{"topic": "ok", "data": "1"}\n{"topic": "\\ud800", "data": "2"}\n'
+            body += b'{"topic": "ok", "data": "3"}\n'
+            batch = await client.post(
+                f"{server.url}/publish",
+                content=body,
+                headers={**AUTH, "Content-Type": "application/x-ndjson"},
+            )
+        results = [json.loads(line) for line in batch.text.splitlines()]
+        assert batch.status_code == 400
+        assert ["id" in results[0], results[1]["status"], "id" in results[2]] == [True, 400, True]
