@@ -22,6 +22,10 @@ the same whatever its size.
 bytes of 2-byte bad lines (``1``), with the publish key ``--key``. Each line refused
 costs an answer line.
 
+``topics``: ``--subscribers`` streams each name ``--topics`` topics of their own (run it
+with the per-address limits off). Reports the server's CPU to admit them all and how
+long a ``/metrics`` scrape takes then.
+
 ``slowbody``: each connection sends a ``Content-Length`` body of ``--size`` bytes to
 ``POST --path``, ``--chunk`` bytes a send (each on the wire by itself), as a slow or
 hostile client does. A server that copies what it has of the body at each read spends
@@ -31,6 +35,8 @@ time quadratic in its size.
     python perf/attacks.py replay --topics 64 --events 1000 --subscribers 10
     python perf/attacks.py chunks --connections 5 --size 1048576 --chunk 2 --path /publish
     python perf/attacks.py batch --connections 1 --size 16777216 --set 'publish_key="k"' --key k
+    python perf/attacks.py topics --subscribers 10000 --topics 64 --set max_streams_per_address=0 \
+        --set max_connections_per_address=0 --set conn_rate=0 --set max_streams=0
     python perf/attacks.py slowbody --connections 10 --size 1048576 --chunk 500 --path /publish
 
 ``serve`` is the server side, started by the two others.
@@ -238,6 +244,58 @@ async def bodies(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def topics(args: argparse.Namespace) -> dict[str, Any]:
+    process, port = start_server(args, topics=0, events=0, event_size=0)
+    loop = asyncio.get_running_loop()
+    sockets: list[socket.socket] = []
+    try:
+        cpu_before = cpu_seconds(process.pid)
+        rss_before = rss_bytes(process.pid)
+        started = loop.time()
+        for n in range(args.subscribers):
+            query = "&".join(f"topic=s{n}-{t}" for t in range(args.topics))
+            sock = await connect(port, ATTACKER)
+            await loop.sock_sendall(
+                sock, f"GET /events?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await loop.sock_recv(sock, 4096)
+            if not head.startswith(b"HTTP/1.1 200") or b"retry:" in head:
+                raise RuntimeError(f"stream {n} refused: {head[:200]!r}")
+            sockets.append(sock)
+        admitted_s = loop.time() - started
+        admit_cpu = cpu_seconds(process.pid) - cpu_before
+        scrapes = []
+        for _ in range(5):
+            begun = loop.time()
+            sock = await connect(port, PROBER)
+            await loop.sock_sendall(
+                sock, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            while await loop.sock_recv(sock, 65536):
+                pass
+            sock.close()
+            scrapes.append((loop.time() - begun) * 1000)
+        healthz = await healthz_ms(port, PROBE_TIMEOUT)
+        rss_peak = rss_bytes(process.pid)
+    finally:
+        for sock in sockets:
+            sock.close()
+        stop_server(process)
+    return {
+        "attack": "topics",
+        "subscribers": args.subscribers,
+        "topics_each": args.topics,
+        "admit_seconds": admitted_s,
+        "admit_server_cpu_s": admit_cpu,
+        "rss_growth_mib": (rss_peak - rss_before) / MiB,
+        "scrape_ms": [round(x, 1) for x in scrapes],
+        "scrape_max_ms": max(scrapes),
+        "healthz_after_ms": healthz,
+    }
+
+
 async def pipeline(args: argparse.Namespace) -> dict[str, Any]:
     process, port = start_server(args, topics=0, events=0, event_size=0)
     try:
@@ -279,7 +337,7 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "attack", choices=("pipeline", "replay", "chunks", "slowbody", "batch", "serve")
+        "attack", choices=("pipeline", "replay", "chunks", "slowbody", "batch", "topics", "serve")
     )
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"))
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of probing")
@@ -311,7 +369,7 @@ def main() -> None:
         loop = loop_factory(args.loop)()
         loop.run_until_complete(serve(args))
         return
-    run = {"pipeline": pipeline, "replay": replay}.get(args.attack, bodies)
+    run = {"pipeline": pipeline, "replay": replay, "topics": topics}.get(args.attack, bodies)
     figures = asyncio.run(run(args))
     figures["loop"] = args.loop
     print(json.dumps(figures, indent=2))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
 from typing import cast
@@ -55,14 +57,16 @@ MEASURE_EVERY = 0.001
 
 
 class Topic:
-    """A topic with subscribers: the groups reading it and its events pending flush."""
+    """A topic with subscribers: the groups reading it, how many subscribers they hold
+    in all (kept as they come and go, for ``/metrics``), and its events pending flush."""
 
-    __slots__ = ("name", "groups", "pending")
+    __slots__ = ("name", "groups", "pending", "subscribers")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.groups: set[Group] = set()
         self.pending: list[Record] = []
+        self.subscribers = 0
 
 
 class Group:
@@ -109,6 +113,7 @@ class Hub:
         self.paused: set[Subscriber] = set()
         self._topics: dict[str, Topic] = {}
         self._groups: dict[frozenset[str], Group] = {}
+        self._subscribers = 0  # in all the groups
         self._dirty: list[Topic] = []
         self._flush_scheduled = False
         self._flushing = False
@@ -398,6 +403,9 @@ class Hub:
             for topic in topics:
                 topic.groups.add(group)
         (group.chunked if subscriber.chunked else group.plain).add(subscriber)
+        self._subscribers += 1
+        for topic in group.topics:
+            topic.subscribers += 1
         subscriber.group = group
         subscriber.topics = group.names
         return self.backend.replay(subscriber.topics, last_event_id, upto=self.last_seq)
@@ -430,6 +438,9 @@ class Hub:
         subscriber.group = None
         self.paused.discard(subscriber)
         (group.chunked if subscriber.chunked else group.plain).discard(subscriber)
+        self._subscribers -= 1
+        for topic in group.topics:
+            topic.subscribers -= 1
         if len(group) == 0:
             del self._groups[group.key]
             for topic in group.topics:
@@ -528,8 +539,9 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        """How many streams are subscribed."""
-        return sum(len(group) for group in self._groups.values())
+        """How many streams are subscribed (kept, not counted: every stream admission
+        asks)."""
+        return self._subscribers
 
     @property
     def topic_count(self) -> int:
@@ -556,14 +568,12 @@ def backend_for(config: Config) -> Backend:
 
 
 def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:
-    """What ``/metrics`` reports besides counters, read now (O(subscribers))."""
-    per_topic = sorted(
-        ((name, sum(len(g) for g in topic.groups)) for name, topic in hub._topics.items()),
-        key=lambda item: (-item[1], item[0]),
-    )
-    shown: list[tuple[str, int]] = per_topic[:TOPIC_LABEL_LIMIT]
-    if len(per_topic) > TOPIC_LABEL_LIMIT:
-        shown.append(("_other", sum(count for _, count in per_topic[TOPIC_LABEL_LIMIT:])))
+    """What ``/metrics`` reports besides counters, read now: O(subscribers + topics),
+    with no sort of all topics (only the ``TOPIC_LABEL_LIMIT`` largest are picked)."""
+    shown = _largest_topics(hub._topics, TOPIC_LABEL_LIMIT)
+    if len(hub._topics) > TOPIC_LABEL_LIMIT:
+        every = sum(map(_BY_SUBSCRIBERS, hub._topics.values()))
+        shown.append(("_other", every - sum(count for _, count in shown)))
     return Gauges(
         clients=hub.subscriber_count,
         paused=len(hub.paused),
@@ -576,6 +586,24 @@ def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:
         loop=loop,
         resident_bytes=resident_bytes(),
     )
+
+
+_BY_SUBSCRIBERS = operator.attrgetter("subscribers")
+
+
+def _largest_topics(topics: dict[str, Topic], limit: int) -> list[tuple[str, int]]:
+    """The ``limit`` topics with the most subscribers, ties by name, largest first: in
+    a few passes over the topics and no sort of them all (a hub with 640 000 topics
+    took 1.2-1.6 s a scrape to sort them)."""
+    if len(topics) <= limit:
+        chosen = list(topics.values())
+    else:
+        threshold = heapq.nlargest(limit, map(_BY_SUBSCRIBERS, topics.values()))[-1]
+        chosen = [topic for topic in topics.values() if topic.subscribers > threshold]
+        tied = (topic.name for topic in topics.values() if topic.subscribers == threshold)
+        chosen += [topics[name] for name in heapq.nsmallest(limit - len(chosen), tied)]
+    chosen.sort(key=lambda topic: (-topic.subscribers, topic.name))
+    return [(topic.name, topic.subscribers) for topic in chosen]
 
 
 def _pending_of(group: Group) -> list[Record]:
