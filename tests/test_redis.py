@@ -448,6 +448,54 @@ async def test_redis_restarted_empty_ends_streams_and_tells_the_clients(tmp_path
             assert await metric(server, 'rawsse_disconnects_total{reason="history_gap"}') == 1
 
 
+async def test_redis_back_from_an_older_copy_starts_a_new_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis restarted from a snapshot older than what server A delivered: server B,
+    which delivered less, marks and publishes first (A's marks are held until then),
+    and is given a number A had delivered already. When A marks, the counter is behind
+    A's number: a new epoch begins, A ends its streams, and A's reader, reconnecting
+    with its last id, is told ``epoch`` and replayed what Redis keeps, B's event
+    among it. (Before, A moved the counter up silently: its reader never got B's
+    event, and nothing told it.)"""
+    with redis_server(tmp_path, appendonly=False) as redis:
+        async with redis_servers(redis, 2) as (a, b):
+            backend_a = a.hub.backend
+            assert isinstance(backend_a, RedisBackend)
+            url_a = f"{a.url}/events?topic=a"
+            async with Reader(url_a) as on_a, Reader(f"{b.url}/events?topic=b") as on_b:
+                await b.hub.publish_async("b", "b0")
+                await on_b.wait_count(1)
+                assert redis.command("SAVE").startswith(b"+OK")  # the copy: counter 1
+                ids = [await a.hub.publish_async("a", f"a{i}") for i in range(3)]
+                await on_a.wait_count(3)  # A delivered up to 4, B up to 1
+                old_epoch = ids[0].split("-")[0]
+                held = asyncio.Event()
+                send_mark = backend_a._send_mark
+
+                def held_mark(token: int) -> None:
+                    if held.is_set():
+                        send_mark(token)
+                    else:
+                        asyncio.get_running_loop().call_later(0.01, held_mark, token)
+
+                monkeypatch.setattr(backend_a, "_send_mark", held_mark)
+                redis.stop()  # no save on the way out: the copy is the older one
+                await wait_for(lambda: not backend_a.healthy and not b.hub.backend.healthy)
+                redis.start()
+                await wait_for(lambda: b.hub.backend.healthy, timeout=10)
+                reused = await b.hub.publish_async("a", "from-b")
+                assert reused == f"{old_epoch}-2"  # given again: A delivered it before
+                held.set()
+                await asyncio.wait_for(on_a.ended.wait(), scaled(10))
+                await wait_for(lambda: backend_a.healthy, timeout=10)
+                assert backend_a.epoch != old_epoch
+            events = await events_after(url_a, ids[-1], 2)
+            assert events[0].event == LOST_EVENT
+            assert json.loads(events[0].data)["reason"] == "epoch"
+            assert events[1].data == "from-b" and events[1].id.split("-")[0] == backend_a.epoch
+
+
 async def test_a_server_started_before_redis_becomes_ready_when_it_comes(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path)
     async with redis_servers(redis, 1) as (server,):

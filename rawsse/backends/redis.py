@@ -235,7 +235,15 @@ class RedisBackend(Backend):
             raise BackendUnavailable("redis unavailable")
         keys = self.keys
         body = encode_body(topics, parts, id)
-        args: list[Any] = [self._candidate, self.history, self._ids_kept, id or "", body]
+        args: list[Any] = [
+            self._candidate,
+            self.history,
+            self._ids_kept,
+            id or "",
+            body,
+            self.epoch,
+            self.watermark,
+        ]
         for topic in topics:
             args += (topic, keys.channel(topic))
         streams = [keys.stream(topic) for topic in topics]
@@ -433,7 +441,7 @@ class RedisBackend(Backend):
         catch_up = self._catch_up_token
         if catch_up is not None and catch_up != -1 and token >= catch_up:
             self._catch_up_token = None
-            self._spawn(self._catch_up(message, token))
+            self._spawn(self._catch_up(message, token, len(self._buffer)))
             return
         if not self._live:
             self._buffer.append((True, message))
@@ -453,6 +461,8 @@ class RedisBackend(Backend):
                 waiter.future.set_result(None)
 
     def _new_epoch(self, epoch: str) -> None:
+        if epoch == self._candidate:
+            self._candidate = secrets.token_hex(4)  # used: the next new epoch differs
         ended = self.hub.end_streams(None, "history_gap")
         logger.warning(
             "redis lost its history (epoch %s, was %s): %d streams ended so that their "
@@ -466,9 +476,13 @@ class RedisBackend(Backend):
 
     # -- catching up ------------------------------------------------------------------------
 
-    async def _catch_up(self, mark: bytes, token: int) -> None:
+    async def _catch_up(self, mark: bytes, token: int, before: int) -> None:
         """Deliver what the local topics missed while disconnected, up to the mark; then
-        go live with what arrived meanwhile."""
+        go live with what arrived meanwhile.
+
+        The first ``before`` messages held arrived before the mark: they are among what
+        it covers, delivered here if missed, else left (of an epoch the mark has
+        replaced, they must not be taken for a newer one)."""
         epoch, counter, _ = decode_message(mark)
         connection = self._connections
         missed: dict[int, Record] = {}
@@ -495,7 +509,7 @@ class RedisBackend(Backend):
                     len(holes),
                     ended,
                 )
-        for is_mark, message in self._buffer:
+        for is_mark, message in self._buffer[:before]:
             if not is_mark:
                 m_epoch, seq, body = decode_message(message)
                 if m_epoch == self.epoch and self.watermark < seq <= counter:
@@ -505,6 +519,7 @@ class RedisBackend(Backend):
                 self.watermark = seq
                 self.deliver(missed[seq])
         self.watermark = max(self.watermark, counter)
+        del self._buffer[:before]
         self._go_live(len(missed), token)
 
     async def _read_missed(self, upto: int, into: dict[int, Record]) -> list[str]:

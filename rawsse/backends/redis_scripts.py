@@ -20,11 +20,39 @@ if not epoch then
 end
 """
 
+
+def _behind(process_epoch: str, floor: str) -> str:
+    """Lua that starts a new epoch when the counter is behind what the calling process
+    has delivered in the same epoch (``ARGV[process_epoch]``, ``ARGV[floor]``).
+
+    Redis came back from a snapshot or an append-only file that missed the last
+    writes: the numbers from its counter up were given already, to events other
+    processes may have delivered too, and which process has seen the highest is not
+    known here. Moving the counter up to this process's number (as once done) let
+    another process's higher numbers be given again. A new epoch makes every id new
+    whatever any process saw, and every process ends its streams when it sees it, so
+    that clients resume and are told (``rawsse-lost``). The counter is moved past the
+    floor too, since the topics' streams still hold entries up to it.
+    """
+    return f"""
+local floor = tonumber(ARGV[{floor}])
+if epoch == ARGV[{process_epoch}] and floor > 0 then
+  local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if counter < floor then
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[2], epoch)
+    redis.call('SET', KEYS[1], floor)
+  end
+end
+"""
+
+
 #: Order, store and publish one event.
 #:
 #: KEYS: counter, epoch, ids, trimmed, then one stream per topic.
-#: ARGV: epoch candidate, history, ids kept, publisher's id ('' for none), body, then
-#: topic and channel for each topic.
+#: ARGV: epoch candidate, history, ids kept, publisher's id ('' for none), body, the
+#: process's epoch, the highest number it delivered (see ``_behind``), then topic and
+#: channel for each topic.
 #: Returns ``{epoch, seq}``; ``seq`` is 0 when the publisher's id is already kept.
 #:
 #: A topic's stream is trimmed exactly to ``history`` entries, and the highest sequence
@@ -33,6 +61,7 @@ end
 #: missed events that are gone.
 PUBLISH = (
     _EPOCH
+    + _behind("6", "7")
     + """
 local uid = ARGV[4]
 if uid ~= '' and redis.call('ZSCORE', KEYS[3], uid) then
@@ -49,8 +78,8 @@ end
 local history = tonumber(ARGV[2])
 local message = epoch .. ' ' .. seq .. ' ' .. ARGV[5]
 for i = 5, #KEYS do
-  local topic = ARGV[6 + (i - 5) * 2]
-  local channel = ARGV[7 + (i - 5) * 2]
+  local topic = ARGV[8 + (i - 5) * 2]
+  local channel = ARGV[9 + (i - 5) * 2]
   if history > 0 then
     local length = redis.call('XLEN', KEYS[i])
     if length >= history then
@@ -105,18 +134,13 @@ return {after, trimmed, entries}
 #: KEYS: counter, epoch.
 #: ARGV: epoch candidate, the process's channel, a token, the process's epoch, the
 #: highest number it delivered.
-#: Returns ``{epoch, counter}``. If the counter is behind what the process delivered in
-#: the same epoch (Redis came back from a snapshot or an append-only file that missed
-#: the last writes), it is moved forward, so that no id is ever given twice.
+#: Returns ``{epoch, counter}``, in a new epoch if the counter was behind what the
+#: process delivered (see ``_behind``).
 MARK = (
     _EPOCH
+    + _behind("4", "5")
     + """
 local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
-local floor = tonumber(ARGV[5])
-if epoch == ARGV[4] and counter < floor then
-  counter = floor
-  redis.call('SET', KEYS[1], counter)
-end
 redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. counter .. ' ' .. ARGV[3])
 return {epoch, counter}
 """
