@@ -228,6 +228,49 @@ async def test_replay_decisions_match_the_memory_backend(redis: RedisServer) -> 
         assert answer.status_code == 400
 
 
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_an_id_on_a_topic_not_read_is_as_unknown_as_one_never_used(
+    redis: RedisServer, backend: str
+) -> None:
+    """With subscribe authorization, a client reading ``public`` sends as its
+    ``Last-Event-ID`` a publisher's id used on ``private``: it is told exactly what an id
+    never used gets, and the notice's resume id is where ``public`` stands, not the
+    hub's counter. (Before, the first replayed from there without a notice, the second
+    was told ``unknown`` with the counter as resume id.)"""
+    from rawsse.auth import mint_token
+
+    secret = "s" * 32
+    config = make_config(jwt_secret=secret, subscribe_auth=True)
+    hub = redis_hub(redis, config) if backend == "redis" else Hub(config)
+    async with running_servers([(config, hub)]) as (server,):
+        public = await hub.publish_async("public", "p1")
+        await hub.publish_async("private", "s1", id="order-1")
+        for i in range(5):
+            await hub.publish_async("private", f"s{i + 2}")
+        token = mint_token(secret, subscribe=["public"], ttl=60)
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{server.url}/events?topic=public"
+        notices = []
+        for last_id in ("order-1", "never-used"):
+            (event,) = await collect(url, 1, headers={**headers, "Last-Event-ID": last_id})
+            assert event.event == LOST_EVENT
+            notices.append({**json.loads(event.data), "last_event_id": "-"})
+        assert (
+            notices[0]
+            == notices[1]
+            == {
+                "reason": "unknown",
+                "last_event_id": "-",
+                "resume_id": public,
+            }
+        )
+        # Its own topic's publisher id still resolves.
+        mine = await hub.publish_async("public", "p2", id="news-1")
+        after = await hub.publish_async("public", "p3")
+        (event,) = await collect(url, 1, headers={**headers, "Last-Event-ID": mine})
+        assert (event.id, event.data) == (after, "p3")
+
+
 async def test_concurrent_publishes_share_round_trips(redis: RedisServer) -> None:
     async with redis_servers(redis, 1) as (server,):
         hub = server.hub

@@ -201,7 +201,13 @@ class MemoryBackend(Backend):
         No id: nothing. A known id: every kept event after it, in order, each once even
         when it was published to several of the topics; preceded by a lost notice when
         the history no longer reaches back to it. An id from another epoch: a lost
-        notice, then all kept events. An id we cannot place: a lost notice only.
+        notice, then all kept events. An id we cannot place: a lost notice only, whose
+        resume id is where ``topics`` stand (their last event kept or lost).
+
+        A publisher's id is known only while its event is kept on one of ``topics``,
+        and an unknown id's notice tells nothing of other topics: with subscribe
+        authorization, a client may not learn whether an id exists on a topic it may
+        not read, nor how far the hub's counter has gone.
         """
         if last_event_id is None:
             return Replay(None, nothing())
@@ -211,12 +217,13 @@ class MemoryBackend(Backend):
                 kept = self._history.get(topic)
                 if kept:
                     self._trim(topic, kept, cutoff)
-        after, reason = self._position(last_event_id)
+        after, reason = self._position(last_event_id, topics)
         evicted = max((self._evicted_of(t) for t in topics), default=0)
         if reason is None and evicted > after:
             reason = "expired"
         if reason == "unknown":
-            return Replay(self._lost(reason, last_event_id, self.last_seq), nothing())
+            resume = min(self._where(topics, evicted), self.last_seq if upto is None else upto)
+            return Replay(self._lost(reason, last_event_id, resume), nothing())
         records = self._records_after(topics, after)
         if upto is not None and upto < self.last_seq:
             records = itertools.takewhile(lambda record: record.seq <= upto, records)
@@ -224,10 +231,12 @@ class MemoryBackend(Backend):
             return Replay(None, records)
         return Replay(self._lost(reason, last_event_id, max(after, evicted)), records)
 
-    def _position(self, last_event_id: str) -> tuple[int, str | None]:
+    def _position(self, last_event_id: str, topics: Sequence[str]) -> tuple[int, str | None]:
         record = self._by_user_id.get(last_event_id)
         if record is not None:
-            return record.seq, None
+            if self._kept_on(record, topics):
+                return record.seq, None
+            return 0, "unknown"
         own = OWN_ID.fullmatch(last_event_id)
         if own is None:
             return self.last_seq, "unknown"
@@ -237,6 +246,21 @@ class MemoryBackend(Backend):
         if seq > self.last_seq:
             return self.last_seq, "unknown"
         return seq, None
+
+    def _kept_on(self, record: Record, topics: Sequence[str]) -> bool:
+        """Whether ``record`` is still kept on one of ``topics`` (histories lose their
+        oldest events first, so it is if the oldest kept is not newer)."""
+        for topic in record.topics:
+            if topic in topics:
+                kept = self._history.get(topic)
+                if kept and kept[0].seq <= record.seq:
+                    return True
+        return False
+
+    def _where(self, topics: Sequence[str], evicted: int) -> int:
+        """The last number ``topics`` have seen: their newest event kept, or lost."""
+        newest = (kept[-1].seq for t in topics if (kept := self._history.get(t)))
+        return max(evicted, max(newest, default=0))
 
     def _records_after(self, topics: Sequence[str], after: int) -> Iterator[Record]:
         # A copy of each topic's kept events (references only: C-speed), since the

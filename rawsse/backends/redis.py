@@ -530,7 +530,7 @@ class RedisBackend(Backend):
         answers = [self._read(chunk, "", self.watermark, upto) for chunk in chunks]
         holes: list[str] = []
         for chunk, answer in zip(chunks, answers, strict=True):
-            _, trimmed, entries = await answer
+            _, trimmed, entries, _where = await answer
             for topic, trimmed_seq, topic_entries in zip(chunk, trimmed, entries, strict=True):
                 if trimmed_seq > self.watermark:
                     holes.append(topic)
@@ -589,8 +589,8 @@ class RedisBackend(Backend):
         if own.group(1) != self.epoch:
             return self._read_replay(topics, last_event_id, "", 0, upto, "epoch")
         after = int(own.group(2))
-        if after > upto:
-            return Replay(self._lost("unknown", last_event_id, upto), nothing())
+        if after > upto:  # read only for where the topics stand, the notice's resume id
+            return self._read_replay(topics, last_event_id, "", upto, upto, "unknown")
         return self._read_replay(topics, last_event_id, "", after, upto, None)
 
     async def _read_replay(
@@ -602,9 +602,9 @@ class RedisBackend(Backend):
         upto: int,
         reason: str | None,
     ) -> Replay:
-        after, trimmed, entries = await self._read(topics, uid, after, upto)
-        if after < 0:
-            return Replay(self._lost("unknown", last_event_id, upto), nothing())
+        after, trimmed, entries, where = await self._read(topics, uid, after, upto)
+        if after < 0 or reason == "unknown":
+            return Replay(self._lost("unknown", last_event_id, where), nothing())
         records = merge_records([self._records(e) for e in entries if e])
         evicted = max(trimmed, default=0)
         if reason is None and evicted > after:

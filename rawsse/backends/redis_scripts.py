@@ -103,28 +103,50 @@ return {epoch, seq}
 #: KEYS: trimmed, ids, then one stream per topic.
 #: ARGV: publisher's id to resolve ('' when ``after`` is given), after, upto, then the
 #: topics.
-#: Returns ``{after, {trimmed per topic}, {entries per topic}}``; ``after`` is -1 when
-#: the publisher's id is not kept. Entries are those with ``after < seq <= upto``.
+#: Returns ``{after, {trimmed per topic}, {entries per topic}, where}``; ``after`` is -1
+#: when the publisher's id is not kept on one of the topics (whether it is kept on
+#: another is not told). Entries are those with ``after < seq <= upto``. ``where`` is
+#: the last number the topics have seen up to ``upto`` (kept or trimmed): the resume
+#: id of a client whose id is unknown, telling nothing of other topics.
 READ = """
 local after = tonumber(ARGV[2])
+local upto = tonumber(ARGV[3])
+local trimmed = {}
+local where = 0
+for i = 3, #KEYS do
+  local t = tonumber(redis.call('HGET', KEYS[1], ARGV[i + 1]) or '0')
+  trimmed[i - 2] = t
+  local newest = redis.call('XREVRANGE', KEYS[i], upto .. '-0', '-', 'COUNT', 1)
+  if #newest > 0 then
+    t = math.max(t, tonumber(string.match(newest[1][1], '^(%d+)')))
+  end
+  where = math.max(where, math.min(t, upto))
+end
 if ARGV[1] ~= '' then
   local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-  if not score then
-    return {-1, {}, {}}
+  local kept = false
+  if score then
+    after = tonumber(score)
+    for i = 3, #KEYS do
+      if #redis.call('XRANGE', KEYS[i], after .. '-0', after .. '-0') > 0 then
+        kept = true
+        break
+      end
+    end
   end
-  after = tonumber(score)
+  if not kept then
+    return {-1, trimmed, {}, where}
+  end
 end
-local trimmed = {}
 local entries = {}
 for i = 3, #KEYS do
-  trimmed[i - 2] = tonumber(redis.call('HGET', KEYS[1], ARGV[i + 1]) or '0')
-  if tonumber(ARGV[3]) > after then
-    entries[i - 2] = redis.call('XRANGE', KEYS[i], '(' .. after .. '-0', ARGV[3] .. '-0')
+  if upto > after then
+    entries[i - 2] = redis.call('XRANGE', KEYS[i], '(' .. after .. '-0', upto .. '-0')
   else
     entries[i - 2] = {}
   end
 end
-return {after, trimmed, entries}
+return {after, trimmed, entries, where}
 """
 
 #: Place a process in the order: publish, on its own channel, the counter's value now.
