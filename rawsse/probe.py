@@ -3,11 +3,14 @@
 It subscribes through the public URL (through the proxy or CDN, asking for compression
 as browsers do), publishes straight to the hub, and checks that:
 
-1. events arrive one by one, promptly, not held back or in bursts (proxy buffering,
-   gzip on ``text/event-stream``);
-2. the stream survives an idle period longer than common proxy timeouts;
-3. a reconnection with ``Last-Event-ID`` gets exactly what was missed;
-4. the hub sees the client's own address, not the proxy's.
+1. a response head arrives at once (a proxy that buffers the response holds it);
+2. events arrive one by one, promptly, not held back or in bursts (proxy buffering,
+   compression that waits for a full buffer; compression that sends each event at once
+   passes);
+3. the stream survives an idle period longer than common proxy timeouts;
+4. a reconnection with ``Last-Event-ID`` gets exactly what was missed;
+5. the hub sees the client's own address, not the proxy's (a proxy that sends no
+   ``X-Forwarded-For``, or that the hub does not trust).
 
 Each failure comes with the configuration line that fixes it; the exit status is 0
 when every check passes, 1 otherwise. Standard library only (``http.client``), so that
@@ -19,12 +22,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import secrets
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -37,6 +41,25 @@ SPACING = 0.3
 
 #: An event that has not arrived this long after its publish counts as held back.
 LATE = 2.0
+
+#: A response head that has not arrived this long after the request is held by
+#: something between (a hub answers a stream at once).
+HEAD_WAIT = 5.0
+
+#: What the probe reads of a stream at most, decompressed, and the longest line: a
+#: few events of its own and comments are far less, and a path that sends more (a
+#: compressed bomb, a stream without line ends) is not to be read into memory.
+MAX_STREAM_BYTES = 4 * 1024 * 1024
+MAX_LINE = 64 * 1024
+
+#: What ends a line in an event stream: CRLF, LF or CR alone (WHATWG HTML, "Server-sent
+#: events", interpreting an event stream).
+_LINE_END = re.compile(b"\r\n|\r|\n")
+
+_HOLDING_PROXY_FIX = (
+    "proxy_buffering off;  and no  proxy_ignore_headers X-Accel-Buffering;  (nginx, in the "
+    "location of /events; rawsse's X-Accel-Buffering: no turns buffering off by itself)"
+)
 
 
 @dataclass
@@ -59,6 +82,7 @@ class _Stream:
     comments: list[str] = field(default_factory=list)
     ended_at: float | None = None
     error: str | None = None
+    sent: bool = False  # the request went out (a connection was made)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -84,12 +108,13 @@ def _open_stream(url: str, topic: str, last_event_id: str | None, timeout: float
             if last_event_id is not None:
                 headers["Last-Event-ID"] = last_event_id
             conn.request("GET", f"{prefix}/events?topic={topic}&probe=1", headers=headers)
+            stream.sent = True
             response = conn.getresponse()
             stream.status = response.status
             stream.headers = {k.lower(): v for k, v in response.getheaders()}
             ready.set()
             _read_events(response, stream)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, ValueError, http.client.HTTPException, zlib.error) as exc:
             stream.error = str(exc) or type(exc).__name__
         finally:
             ready.set()
@@ -98,13 +123,19 @@ def _open_stream(url: str, topic: str, last_event_id: str | None, timeout: float
                 stream.changed.notify_all()
 
     threading.Thread(target=read, daemon=True).start()
-    ready.wait(timeout)
+    ready.wait(min(timeout, HEAD_WAIT))
     return stream
 
 
 def _read_events(response: http.client.HTTPResponse, stream: _Stream) -> None:
+    """Parse events as they come, within ``MAX_STREAM_BYTES`` and ``MAX_LINE``.
+
+    Raises:
+        ValueError: the stream is larger, or has a longer line.
+    """
     encoding = stream.headers.get("content-encoding", "")
     inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in ("gzip", "deflate") else None
+    left = MAX_STREAM_BYTES
     pending = b""
     event_id, data = "", []
     while True:
@@ -112,9 +143,19 @@ def _read_events(response: http.client.HTTPResponse, stream: _Stream) -> None:
         if not chunk:
             return
         if inflate is not None:
-            chunk = inflate.decompress(chunk)
-        pending += chunk.replace(b"\r\n", b"\n")
-        *lines, pending = pending.split(b"\n")
+            chunk = inflate.decompress(chunk, left + 1)
+            if inflate.unconsumed_tail:
+                raise ValueError(f"the stream inflates past {MAX_STREAM_BYTES} bytes")
+        left -= len(chunk)
+        if left < 0:
+            raise ValueError(f"the stream sent over {MAX_STREAM_BYTES} bytes")
+        pending += chunk
+        held_cr = pending.endswith(b"\r")  # its LF may come in the next read
+        *lines, pending = _LINE_END.split(pending[:-1] if held_cr else pending)
+        if held_cr:
+            pending += b"\r"
+        if len(pending) > MAX_LINE:
+            raise ValueError(f"a line of the stream is over {MAX_LINE} bytes")
         for raw in lines:
             line = raw.decode("utf-8", "replace")
             if line.startswith(":"):
@@ -184,6 +225,8 @@ def _delivery(stream: _Stream, publish: str, key: str, topic: str, timeout: floa
         )
     delays = [(at - at_sent) * 1000 for at, at_sent in zip(arrived, sent, strict=False)]
     spread = arrived[-1] - arrived[0]
+    # Compression that holds events back shows here (late or bunched); compression
+    # that flushes each event is no fault, and saves bandwidth.
     if spread < SPACING * (EVENTS - 1) / 2:
         return Finding(
             "events arrive as published",
@@ -194,7 +237,7 @@ def _delivery(stream: _Stream, publish: str, key: str, topic: str, timeout: floa
         )
     seen = "delays " + ", ".join(f"{d:.0f}" for d in delays) + " ms"
     if compressed:
-        return Finding("events arrive as published", False, seen + f"; {compressed}", fixes[0])
+        seen += f" ({compressed}-compressed, each event flushed at once)"
     return Finding("events arrive as published", True, seen)
 
 
@@ -231,10 +274,14 @@ def _replay(
     _wait(stream, lambda: len(stream.events) >= 2, LATE)
     got = [event_id for _, event_id, _ in stream.events[:2]]
     passed = got == missed
+    if passed:
+        seen = f"reconnected after {last_id}: replayed {', '.join(got)}, published while away"
+    else:
+        seen = f"reconnected after {last_id}: got {got or 'nothing'}, expected {missed}"
     return Finding(
         "Last-Event-ID replay through the path",
         passed,
-        f"reconnected after {last_id}: got {got or 'nothing'}, missed {missed}",
+        seen,
         ""
         if passed
         else "the proxy must pass the Last-Event-ID header and not cache /events "
@@ -242,7 +289,7 @@ def _replay(
     )
 
 
-def _address(stream: _Stream) -> Finding:
+def _address(stream: _Stream, *, proxied: bool) -> Finding:
     greeting = next((c for c in stream.comments if c.startswith("rawsse-probe ")), None)
     if greeting is None:
         return Finding(
@@ -257,20 +304,49 @@ def _address(stream: _Stream) -> Finding:
             f"the hub sees {client}, the proxy's address: it does not trust the proxy",
             f"start rawsse with --trusted-proxy {client}",
         )
+    if proxied and seen.get("forwarded") == "no":
+        return Finding(
+            "the hub sees the client's address",
+            False,
+            f"the hub sees {client}: the proxy in front of it sends no X-Forwarded-For, so "
+            "every client looks like the proxy (one address for every limit)",
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;  (nginx, in each "
+            "location that reaches the hub)",
+        )
     return Finding("the hub sees the client's address", True, f"the hub sees {client}")
 
 
-def run_probe(public: str, publish: str, key: str, *, idle: float) -> list[Finding]:
-    """Run every check; their findings, in order."""
+def run_probe(
+    public: str,
+    publish: str,
+    key: str,
+    *,
+    idle: float,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> list[Finding]:
+    """Run every check; their findings, in order. ``progress`` is told what is being
+    checked before each check that takes a while."""
     timeout = idle + 30
     topic = "rawsse-probe-" + secrets.token_hex(4)
     stream = _open_stream(public, topic, None, timeout)
+    opening = "a stream opens through the public URL"
+    if stream.status == 0 and stream.error is None and stream.sent:
+        return [
+            Finding(
+                opening,
+                False,
+                f"the request went out but no response head came within {HEAD_WAIT:g} s: "
+                "something between holds the response back (a proxy buffering it, or "
+                "compressing it until a buffer fills)",
+                _HOLDING_PROXY_FIX + "; gzip off; or compression that flushes each event",
+            )
+        ]
     if stream.status != 200 or not stream.headers.get("content-type", "").startswith(
         "text/event-stream"
     ):
         return [
             Finding(
-                "a stream opens through the public URL",
+                opening,
                 False,
                 stream.error or f"status {stream.status}, {stream.headers.get('content-type')}",
                 "the public URL must reach the hub's /events",
@@ -278,12 +354,20 @@ def run_probe(public: str, publish: str, key: str, *, idle: float) -> list[Findi
         ]
     # The delivery check first: a compressed stream brings the hub's greeting only
     # once later bytes push it out of the compressor.
-    findings = [_delivery(stream, publish, key, topic, timeout), _address(stream)]
+    progress(f"publishing {EVENTS} events {SPACING:g} s apart")
+    findings = [_delivery(stream, publish, key, topic, timeout)]
+    findings.append(_address(stream, proxied=_origin(public) != _origin(publish)))
+    progress(f"waiting {idle:g} s without events (proxies close idle streams)")
     findings.append(_idle(stream, publish, key, topic, idle, timeout))
     last_id = stream.events[-1][1] if stream.events else ""
     if last_id:
         findings.append(_replay(public, publish, key, topic, last_id, timeout))
     return findings
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
 
 
 def main(argv: Sequence[str]) -> int:
@@ -297,13 +381,17 @@ def main(argv: Sequence[str]) -> int:
                         help="the hub as browsers reach it (scheme://host:port[/prefix])")  # fmt: skip
     parser.add_argument("--publish", required=True, metavar="URL",
                         help="the hub as publishers reach it")  # fmt: skip
-    parser.add_argument("--key", required=True, help="a publish key or token")
+    key = os.environ.get("RAWSSE_PUBLISH_KEY")
+    parser.add_argument("--key", required=key is None, default=key,
+                        help="a publish key or token (default: $RAWSSE_PUBLISH_KEY)")  # fmt: skip
     parser.add_argument("--idle", type=float, default=75.0,
                         help="seconds of the idle check (default %(default)s, longer than "
                         "nginx's 60 s proxy_read_timeout)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        findings = run_probe(args.public, args.publish, args.key, idle=args.idle)
+        findings = run_probe(
+            args.public, args.publish, args.key, idle=args.idle, progress=_print_progress
+        )
     except (OSError, RuntimeError, http.client.HTTPException) as exc:
         print(f"rawsse probe: {exc}")
         return 1
@@ -312,3 +400,7 @@ def main(argv: Sequence[str]) -> int:
         if not finding.passed and finding.fix:
             print(f"     fix: {finding.fix}")
     return 0 if all(finding.passed for finding in findings) else 1
+
+
+def _print_progress(line: str) -> None:
+    print(f"...  {line}", flush=True)

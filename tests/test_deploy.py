@@ -13,11 +13,34 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from rawsse.config import Config
 from tests.conftest import free_port, require_program, running_server, scaled
 
-RULES = Path(__file__).resolve().parent.parent / "deploy" / "alerts.yml"
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "deploy" / "alerts.yml"
+
+
+def test_the_readme_nginx_check_runs_as_written_from_the_checkout() -> None:
+    """README's ``nginx -t`` line, run as a user would from the checkout (nginx reads a
+    relative -c path against its own prefix, not the current folder)."""
+    nginx = require_program("nginx")
+    if os.geteuid() != 0:
+        pytest.skip("nginx -t opens the log files deploy/nginx.conf names, root's")
+    found = re.search(r"`(nginx -t -c [^`]+)`", (ROOT / "README.md").read_text())
+    assert found is not None, "README no longer shows an nginx -t command"
+    path = os.path.dirname(nginx) + os.pathsep + os.environ.get("PATH", "")
+    result = subprocess.run(
+        ["bash", "-c", found.group(1)],
+        cwd=ROOT,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=scaled(30),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
 
 
 def test_promtool_accepts_the_alert_rules() -> None:
