@@ -51,7 +51,9 @@ CLAIM = "rawsse"
 #: RFC 7518 (3.2): an HS256 key must be at least as long as the hash, 256 bits.
 MIN_SECRET_BYTES = 32
 
-_INSTALL_HINT = "JWT support needs PyJWT: pip install 'rawsse[jwt]'"
+_INSTALL_HINT = (
+    "JWT support needs PyJWT: pip install 'rawsse[jwt]' (from a checkout: pip install '.[jwt]')"
+)
 
 
 class AuthError(RequestError):

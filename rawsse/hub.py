@@ -557,7 +557,8 @@ def backend_for(config: Config) -> Backend:
         from rawsse.backends.redis import RedisBackend
     except ImportError as exc:
         raise ConfigError(
-            f"--redis needs the redis extra: pip install 'rawsse[redis]' ({exc})"
+            "--redis needs the redis extra: pip install 'rawsse[redis]' (from a checkout: "
+            f"pip install '.[redis]') ({exc})"
         ) from None
     return RedisBackend(
         config.redis,

@@ -616,11 +616,13 @@ class RequestCycle:
         conn._write(data)
         server.hub.metrics.count_request(path_label(request), reply.status)
         if access_logger.isEnabledFor(logging.INFO):  # its arguments cost, even unlogged
+            # The same shape as a stream's line: "METHOD target HTTP/version" status.
             access_logger.info(
-                '%s "%s %s" %d',
+                '%s "%s %s HTTP/%s" %d',
                 conn._who(),
                 request.method.decode("latin-1") if request is not None else "-",
                 redact_target(request.target) if request is not None else "-",
+                request.http_version.decode("latin-1") if request is not None else "-",
                 reply.status,
             )
         if ending is Ending.KEEP_ALIVE:

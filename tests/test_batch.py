@@ -3,7 +3,11 @@ line by line, with every publish limit holding per line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +16,7 @@ import pytest
 from rawsse.auth import mint_token
 from rawsse.batch import MAX_REFUSED_LINES
 from tests.client import RawConnection, exchange, raw_stream
-from tests.conftest import TEST_KEY, make_config, running_server, wait_for
+from tests.conftest import TEST_KEY, make_config, require_program, running_server, wait_for
 from tests.sse_parser import dechunk, parse
 
 AUTH = f"Authorization: Bearer {TEST_KEY}"
@@ -284,3 +288,30 @@ async def test_httpx_streams_a_batch_from_a_generator() -> None:
         assert response.status_code == 200
         assert len([json.loads(line)["id"] for line in response.text.splitlines()]) == 100
         await wait_for(lambda: server.hub.metrics.events_published == 100)
+
+
+async def test_the_readme_batch_example_runs_as_written() -> None:
+    """README's shell example (printf piped to curl), run by bash against a server, its
+    address swapped in: every line published, answered in order."""
+    require_program("curl")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (example,) = [
+        block
+        for block in re.findall(r"```sh\n(.*?)```", readme, re.S)
+        if "application/x-ndjson" in block
+    ]
+    async with running_server() as server:
+        script = example.replace("http://127.0.0.1:8000", server.url)
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            script,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "KEY": TEST_KEY},
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, err
+        results = answers(out)
+        assert len(results) == 2 and all("id" in r for r in results), out
+        assert server.hub.metrics.events_published == 2

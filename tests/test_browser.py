@@ -84,6 +84,10 @@ def test_demo_page_in_chromium() -> None:
                 "document.querySelector('#events tr td:nth-child(4)').textContent"
             )
             assert delay.endswith(" ms"), delay
+            # Nothing the page asked for was missing (a browser asks for /favicon.ico
+            # unless the page names an icon).
+            metrics = httpx.get(hub.url + "/metrics").text
+            assert 'status="404"' not in metrics, metrics
             answer = httpx.post(
                 hub.url + "/publish",
                 data={"topic": "demo", "data": "hello, browser"},

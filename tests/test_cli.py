@@ -193,6 +193,20 @@ def test_redis_without_its_extra_says_how_to_install_it() -> None:
     )
     assert result.returncode == 2
     assert "pip install 'rawsse[redis]'" in result.stderr
+    assert "from a checkout: pip install '.[redis]'" in result.stderr
+
+
+def test_jwt_without_its_extra_says_how_to_install_it() -> None:
+    """As on a machine without PyJWT: the import is blocked."""
+    script = (
+        "import sys; sys.modules['jwt'] = None; from rawsse.__main__ import main; "
+        "sys.exit(main(['--jwt-secret', 'x' * 32, '--subscribe-auth']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(30)
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'rawsse[jwt]' (from a checkout: pip install '.[jwt]')" in result.stderr
 
 
 def test_banner_commands_work_and_the_demo_ticks() -> None:
@@ -247,7 +261,7 @@ def test_json_logs() -> None:
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert {"time", "level", "logger", "message"} <= set(lines[0])
     access = [entry for entry in lines if entry["logger"] == "rawsse.access"]
-    assert any('"GET /healthz" 200' in entry["message"] for entry in access)
+    assert any('"GET /healthz HTTP/1.1" 200' in entry["message"] for entry in access)
 
 
 @pytest.mark.parametrize("secret_in", ["environment", "flag"])

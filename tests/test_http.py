@@ -4,6 +4,9 @@ a short reason, leaving the server unharmed (checked by ``running_server`` on ex
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 
 from tests.client import RawConnection, exchange, get, raw_stream
@@ -357,3 +360,36 @@ async def test_a_blank_id_or_event_means_none() -> None:
             ("message", data, event_id) for data, event_id in zip("abcd", ids, strict=True)
         ]
         assert b"id: \n" not in body and b"event: \n" not in body
+
+
+async def test_access_log_lines_of_answers_and_streams_share_one_shape(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``client "METHOD target HTTP/version" status``, and `` stream`` after a stream's:
+    one pattern reads every request line, whatever was asked."""
+    caplog.set_level(logging.INFO, logger="rawsse.access")
+    async with running_server() as server:
+        await exchange(server.port, get("/healthz"))
+        body = b"topic=t&data=x"
+        publish = (
+            b"POST /publish HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+        ) % (TEST_KEY.encode(), len(body), body)
+        assert (await exchange(server.port, publish, method=b"POST")).status == 200
+        old = b"GET /nowhere HTTP/1.0\r\n\r\n"
+        assert (await exchange(server.port, old)).status == 404
+        conn, _ = await raw_stream(server.port, "/events?topic=t")
+        await conn.close()
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "rawsse.access" and "stream closed" not in r.getMessage()
+    ]
+    shape = re.compile(r'^\S+ "[A-Z]+ \S+ HTTP/1\.[01]" \d{3}( stream)?$')
+    assert [line for line in lines if not shape.match(line)] == []
+    assert [line.split('"')[1] for line in lines] == [
+        "GET /healthz HTTP/1.1",
+        "POST /publish HTTP/1.1",
+        "GET /nowhere HTTP/1.0",
+        "GET /events?topic=t HTTP/1.1",
+    ]

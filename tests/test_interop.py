@@ -107,14 +107,32 @@ def reconnecting(
     return loop
 
 
-def read_npm_eventsource(url: str, out: list[Event], count: int) -> None:
+def require_npm_eventsource(interop: Path = INTEROP) -> str:
+    """Node's path, once the npm client is installed in ``interop``; else skip (fail
+    when external programs are required). Called in the test itself: a skip raised in
+    the reader's thread would be an error in that thread, not a skip."""
     node = require_program("node")
-    if not (INTEROP / "node_modules" / "eventsource").exists():
+    if not (interop / "node_modules" / "eventsource").exists():
         if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") == "1":
             pytest.fail("npm eventsource not installed: npm ci --prefix tests/interop")
         pytest.skip("npm eventsource not installed: npm ci --prefix tests/interop")
+    return node
+
+
+def test_a_missing_npm_client_is_a_skip_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAWSSE_REQUIRE_EXTERNAL", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="npm ci --prefix tests/interop"):
+        require_npm_eventsource(tmp_path)
+    monkeypatch.setenv("RAWSSE_REQUIRE_EXTERNAL", "1")
+    with pytest.raises(pytest.fail.Exception, match="npm eventsource not installed"):
+        require_npm_eventsource(tmp_path)
+
+
+def read_npm_eventsource(url: str, out: list[Event], count: int) -> None:
     with subprocess.Popen(
-        [node, str(INTEROP / "read.mjs"), url, str(count)],
+        [require_program("node"), str(INTEROP / "read.mjs"), url, str(count)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -131,6 +149,8 @@ def test_each_client_sees_the_same_events_and_resumes_after_a_drop(client: str) 
         require_program("curl")
     if client == "sseclient-py" and os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
         pytest.importorskip("sseclient")
+    if client == "npm eventsource":
+        require_npm_eventsource()
     config = Config(port=0, publish_key=TEST_KEY, retry=200, shutdown_retry_window=0)
     expected_count = len(BEFORE) + len(MISSED) + 1
     with ServerThread(config=config) as server:

@@ -432,6 +432,25 @@ async def test_a_stream_closed_before_its_answer_is_never_subscribed(redis: Redi
         await wait_for(lambda: server.hub.subscriber_count == 0)
 
 
+async def test_the_lost_redis_log_line_counts_streams_and_topics(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with redis_servers(redis, 1) as (server,):
+        backend = server.hub.backend
+        assert isinstance(backend, RedisBackend)
+        async with (
+            Reader(f"{server.url}/events?topic=t"),
+            Reader(f"{server.url}/events?topic=t"),
+            Reader(f"{server.url}/events?topic=u"),
+        ):
+            redis.stop()
+            await wait_for(lambda: not backend.healthy)
+            (line,) = [r.getMessage() for r in caplog.records if "lost redis" in r.getMessage()]
+            assert "3 streams on 2 topics kept" in line
+            redis.start()
+            await wait_for(lambda: backend.healthy, timeout=10)
+
+
 async def test_a_silent_redis_is_noticed_and_publishes_fail_within_the_timeout(
     redis: RedisServer,
 ) -> None:

@@ -136,6 +136,10 @@ class HubLink(Protocol):
     def has_topic(self, topic: str) -> bool:
         """Whether ``topic`` has local subscribers."""
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many local streams are subscribed (for logs)."""
+
 
 def _not_attached(record: Record) -> None:
     raise RuntimeError("backend not attached to a hub")

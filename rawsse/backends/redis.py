@@ -356,9 +356,11 @@ class RedisBackend(Backend):
         if self._live or self._lost_at is None:
             self._lost_at = asyncio.get_running_loop().time()
             logger.warning(
-                "lost redis at %s (%s); %d streams kept, publishes refused until it is back",
+                "lost redis at %s (%s); %d streams on %d topics kept, publishes refused "
+                "until it is back",
                 self._where(),
                 str(exc) or type(exc).__name__,
+                self.hub.subscriber_count,
                 sum(1 for t in self._topics if self.hub.has_topic(t)),
             )
         self._live = False
