@@ -193,8 +193,16 @@ def banner(
     workers: str | None = None,
 ) -> str:
     """What a person starting the hub needs: where to look and how to publish
-    (``token_recipe``: how to get a subscribe token, when streams need one)."""
-    auth = shlex.quote(f"Authorization: Bearer {key}")
+    (``token_recipe``: how to get a subscribe token, when streams need one).
+
+    Standard output goes to the journal under systemd: a secret is printed only when
+    the hub made it up (nobody else knows it), never one that was given (a flag, the
+    environment); the commands then read it from ``RAWSSE_PUBLISH_KEY``.
+    """
+    if generated:
+        auth = shlex.quote(f"Authorization: Bearer {key}")
+    else:
+        auth = '"Authorization: Bearer $RAWSSE_PUBLISH_KEY"'
     lines = [f"rawsse {__version__} listening on {url} ({loop_name})"]
     if workers is not None:
         lines.append(f"  workers:     {workers}")
@@ -207,12 +215,13 @@ def banner(
     lines += [subscribe]
     if token_recipe is not None:
         lines.append(f"  token:       {token_recipe}")
+    if generated:
+        shown = f"{key} (generated; choose one with --publish-key or RAWSSE_PUBLISH_KEY)"
+    else:
+        shown = "the one given (--publish-key or RAWSSE_PUBLISH_KEY), not printed"
     lines += [
         f"  publish:     curl -d topic={topic} -d data=hello -H {auth} {url}/publish",
-        f"  publish key: {key}"
-        + (
-            " (generated; choose one with --publish-key or RAWSSE_PUBLISH_KEY)" if generated else ""
-        ),
+        f"  publish key: {shown}",
     ]
     return "\n".join(lines)
 
@@ -220,7 +229,8 @@ def banner(
 def token_recipe(config: Config, topic: str) -> str | None:
     """The banner's line to get a subscribe token for ``topic`` (``None`` when streams
     need none). It carries the settings given as flags, since ``python -m rawsse
-    token`` reads only those in its environment."""
+    token`` reads only those in its environment, but never the secret: the command
+    reads that from ``RAWSSE_JWT_SECRET``, and the line says so."""
     if not config.subscribe_auth:
         return None
     if config.jwt_secret is None:
@@ -228,9 +238,12 @@ def token_recipe(config: Config, topic: str) -> str | None:
     flags: list[str] = []
     for name in JWT_SETTINGS:
         value = getattr(config, name)
-        if value is not None and os.environ.get("RAWSSE_" + name.upper()) != value:
+        if name == "jwt_secret" or value is None:
+            continue
+        if os.environ.get("RAWSSE_" + name.upper()) != value:
             flags += ["--" + name.replace("_", "-"), shlex.quote(value)]
-    return f"TOKEN=$(python -m rawsse token {' '.join([*flags, '--subscribe', topic])})"
+    command = f"TOKEN=$(python -m rawsse token {' '.join([*flags, '--subscribe', topic])})"
+    return command + "\n               (it reads the hub's secret from RAWSSE_JWT_SECRET)"
 
 
 def build_token_parser() -> argparse.ArgumentParser:

@@ -52,9 +52,14 @@ def start_hub(*args: str, env: dict[str, str] | None = None) -> Hub:
             break
     banner = "".join(lines)
     url = re.search(r"listening on (http://\S+)", banner)
-    key = re.search(r"publish key: (\S+)", banner)
-    if url is None or key is None:
+    # A generated key is printed; a given one is not (the test knows it).
+    printed = re.search(r"publish key: (\S+) \(generated", banner)
+    given = full_env.get("RAWSSE_PUBLISH_KEY")
+    if "--publish-key" in args:
+        given = args[args.index("--publish-key") + 1]
+    key = printed.group(1) if printed is not None else given
+    if url is None or key is None or "publish key:" not in banner:
         process.kill()
         _, err = process.communicate()
         raise AssertionError(f"no banner; stdout={banner!r} stderr={err!r}")
-    return Hub(process, url.group(1), key.group(1), banner)
+    return Hub(process, url.group(1), key, banner)

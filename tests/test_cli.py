@@ -235,6 +235,34 @@ def test_banner_commands_work_and_the_demo_ticks() -> None:
     assert status == 0, err
 
 
+@pytest.mark.parametrize("given_by", ["environment", "flag"])
+def test_a_given_key_is_never_printed_and_the_banner_command_reads_it(given_by: str) -> None:
+    """Standard output is the journal under systemd: a key that was given (not made up
+    by the hub) stays out of it; the banner's publish command takes it from
+    RAWSSE_PUBLISH_KEY, and works run as printed with that set."""
+    key = "a-given-key-nobody-should-see"
+    if given_by == "environment":
+        hub = start_hub("--no-demo", env={"RAWSSE_PUBLISH_KEY": key})
+    else:
+        hub = start_hub("--no-demo", "--publish-key", key)
+    try:
+        assert key not in hub.banner and "generated" not in hub.banner
+        assert "publish key: the one given" in hub.banner
+        publish = next(line for line in hub.banner.splitlines() if "publish:" in line)
+        result = subprocess.run(
+            ["bash", "-c", publish.split("publish:", 1)[1] + " -s"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RAWSSE_PUBLISH_KEY": key},
+            timeout=scaled(10),
+        )
+        assert result.returncode == 0 and result.stdout.strip().count("-") == 1, result
+    finally:
+        status, err = hub.stop()
+    assert status == 0, err
+    assert key not in err
+
+
 def test_key_from_the_environment_and_no_demo() -> None:
     hub = start_hub("--no-demo", env={"RAWSSE_PUBLISH_KEY": "from-env"})
     try:
@@ -277,9 +305,12 @@ def test_subscribe_auth_from_the_command_line_with_a_minted_token(secret_in: str
     try:
         (recipe,) = re.findall(r"token:\s+(TOKEN=.*)", hub.banner)
         assert "--subscribe news" in recipe
+        # The secret is never printed, however it was given: the recipe reads it from
+        # the environment, and says so.
+        assert secret not in hub.banner
+        assert "reads the hub's secret from RAWSSE_JWT_SECRET" in hub.banner
         environment = {k: v for k, v in os.environ.items() if k != "RAWSSE_JWT_SECRET"}
-        if secret_in == "environment":
-            environment["RAWSSE_JWT_SECRET"] = secret
+        environment["RAWSSE_JWT_SECRET"] = secret
         environment["PATH"] = f"{Path(sys.executable).parent}:{environment['PATH']}"
         minted = subprocess.run(
             [

@@ -92,7 +92,7 @@ def test_the_systemd_unit_is_valid_and_its_command_serves(tmp_path: Path) -> Non
     process = subprocess.Popen(
         command,
         env={**os.environ, **environment},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -117,4 +117,6 @@ def test_the_systemd_unit_is_valid_and_its_command_serves(tmp_path: Path) -> Non
     finally:
         if process.poll() is None:
             process.kill()
-        process.communicate()
+        out, err = process.communicate()
+    # What the unit prints goes to the journal: the key from its file is not in it.
+    assert "listening on" in out and "from-the-env-file" not in out + err
