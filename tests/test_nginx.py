@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from rawsse.batch import NDJSON as NDJSON_TYPE
 from tests.client import RawConnection
-from tests.conftest import make_config, running_server, scaled, wait_for
+from tests.conftest import TEST_KEY, make_config, running_server, scaled, wait_for
 from tests.nginx_server import nginx_in_front
+
+NDJSON = NDJSON_TYPE.decode()
 
 
 async def read_events(url: str, count: int, headers: dict[str, str]) -> list[ServerSentEvent]:
@@ -132,3 +136,41 @@ async def test_a_shutdown_ends_streams_cleanly_through_nginx(tmp_path: Path) -> 
     # the body ended cleanly (the iteration above ended without an error).
     assert received[0].data == "last"
     assert received[-1].retry is not None and 0 <= received[-1].retry <= 5000
+
+
+async def test_batches_stream_through_nginx_and_may_be_as_large_as_rawsse_allows(
+    tmp_path: Path,
+) -> None:
+    """A streamed NDJSON publish reaches rawsse line by line (its first event is
+    delivered while the request is still open), and a 2 MiB batch is rawsse's to
+    answer, not nginx's HTML 413."""
+    async with running_server(make_config()) as server:
+        with nginx_in_front(tmp_path, server.port) as front:
+            hub = server.hub
+            auth = {"Authorization": f"Bearer {TEST_KEY}", "Content-Type": NDJSON}
+            first_delivered = asyncio.Event()
+
+            async def lines() -> AsyncIterator[bytes]:
+                yield b'{"topic": "t", "data": "first"}\n'
+                await asyncio.wait_for(first_delivered.wait(), scaled(10))
+                yield b'{"topic": "t", "data": "second"}\n'
+
+            async with (
+                httpx.AsyncClient(timeout=scaled(10)) as client,
+                aconnect_sse(client, "GET", f"{front}/events?topic=t") as source,
+            ):
+                await wait_for(lambda: hub.subscriber_count == 1)
+                events = source.aiter_sse()
+                batch = asyncio.create_task(
+                    client.post(f"{front}/publish", content=lines(), headers=auth)
+                )
+                assert (await anext(events)).data == "first"  # the request is still open
+                first_delivered.set()
+                answer = await batch
+                assert answer.status_code == 200 and answer.text.count('"id"') == 2
+                assert (await anext(events)).data == "second"
+                line = b'{"topic": "big", "data": "%s"}\n' % (b"x" * 1000)
+                big = line * (2 * 1024 * 1024 // len(line) + 1)
+                answer = await client.post(f"{front}/publish", content=big, headers=auth)
+                assert answer.status_code == 200, answer.text[:200]
+                assert answer.text.count('"id"') == big.count(b"\n")
