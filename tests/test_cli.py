@@ -182,31 +182,27 @@ def test_a_port_in_use_is_one_line_and_status_1(workers: list[str]) -> None:
     )
 
 
-def test_redis_without_its_extra_says_how_to_install_it() -> None:
-    """As on a machine without redis-py: the import is blocked."""
+@pytest.mark.parametrize(
+    ("module", "argv", "extra"),
+    [
+        ("redis", ["--redis", "redis://127.0.0.1:1/0"], "redis"),
+        ("jwt", ["--jwt-secret", "x" * 32, "--subscribe-auth"], "jwt"),
+    ],
+)
+def test_a_missing_extra_says_how_to_install_it(module: str, argv: list[str], extra: str) -> None:
+    """As on a machine without the extra's package: its import is blocked. The hint
+    names both the package index's form and a checkout's."""
     script = (
-        "import sys; sys.modules['redis'] = None; from rawsse.__main__ import main; "
-        "sys.exit(main(['--redis', 'redis://127.0.0.1:1/0']))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(30)
-    )
-    assert result.returncode == 2
-    assert "pip install 'rawsse[redis]'" in result.stderr
-    assert "from a checkout: pip install '.[redis]'" in result.stderr
-
-
-def test_jwt_without_its_extra_says_how_to_install_it() -> None:
-    """As on a machine without PyJWT: the import is blocked."""
-    script = (
-        "import sys; sys.modules['jwt'] = None; from rawsse.__main__ import main; "
-        "sys.exit(main(['--jwt-secret', 'x' * 32, '--subscribe-auth']))"
+        f"import sys; sys.modules[{module!r}] = None; from rawsse.__main__ import main; "
+        f"sys.exit(main({argv!r}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=scaled(30)
     )
     assert result.returncode == 2, result.stderr
-    assert "pip install 'rawsse[jwt]' (from a checkout: pip install '.[jwt]')" in result.stderr
+    assert f"pip install 'rawsse[{extra}]' (from a checkout: pip install '.[{extra}]')" in (
+        result.stderr
+    )
 
 
 def test_banner_commands_work_and_the_demo_ticks() -> None:
