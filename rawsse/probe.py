@@ -247,14 +247,21 @@ def _idle(
     start = time.monotonic()
     ended = _wait(stream, lambda: stream.ended_at is not None, idle)
     if ended:
-        return Finding(
-            "the stream survives an idle period",
-            False,
-            f"the stream ended after {stream.ended_at - start:.1f} s without events"  # type: ignore[operator]
-            + (f" ({stream.error})" if stream.error else ""),
-            "proxy_read_timeout 1h;  (nginx, in the location of /events: longer than "
-            "rawsse's --heartbeat, 15 s)",
+        assert stream.ended_at is not None
+        after = stream.ended_at - start
+        seen = "the stream ended " + (
+            f"after {after:.1f} s without events" if after >= 0 else "before the idle period"
         )
+        if stream.error:
+            seen += f" ({stream.error})"
+        if after < 0 and stream.error:  # it was cut short, not timed out
+            fix = "something on the path sends what no hub sends: the error says what"
+        else:
+            fix = (
+                "proxy_read_timeout 1h;  (nginx, in the location of /events: longer than "
+                "rawsse's --heartbeat, 15 s)"
+            )
+        return Finding("the stream survives an idle period", False, seen, fix)
     count = len(stream.events)
     _publish(publish, key, topic, "after idle", timeout)
     arrived = _wait(stream, lambda: len(stream.events) > count, LATE)
