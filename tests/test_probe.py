@@ -8,6 +8,7 @@ concerned, with the line that fixes it, and exit 1. The probe reads a hostile st
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,15 +29,22 @@ CHECKS = (
 )
 
 
-def probe(tmp_path: Path, changes: dict[str, str] | None, *hub_args: str) -> tuple[int, str]:
+def probe(
+    tmp_path: Path, changes: dict[str, str] | None, *hub_args: str, key_in: str = "flag"
+) -> tuple[int, str]:
+    """Run the probe through nginx; the key as ``--key`` or in ``RAWSSE_PUBLISH_KEY``."""
     hub = start_hub("--no-demo", "--log-level", "warning", *hub_args)
     try:
         port = int(hub.url.rsplit(":", 1)[1])
+        key = [f"--key={hub.key}"] if key_in == "flag" else []
+        env = {k: v for k, v in os.environ.items() if k != "RAWSSE_PUBLISH_KEY"}
+        if key_in == "environment":
+            env["RAWSSE_PUBLISH_KEY"] = hub.key
         with nginx_in_front(tmp_path, port, changes) as front:
             result = subprocess.run(
                 [sys.executable, "-m", "rawsse", "probe", "--public", front,
-                 "--publish", hub.url, f"--key={hub.key}", "--idle", "2"],
-                capture_output=True, text=True, timeout=scaled(60),
+                 "--publish", hub.url, *key, "--idle", "2"],
+                capture_output=True, text=True, timeout=scaled(60), env=env,
             )  # fmt: skip
     finally:
         assert hub.stop()[0] == 0
@@ -53,7 +61,8 @@ def verdicts(output: str) -> dict[str, str]:
 
 
 def test_the_deployed_configuration_passes(tmp_path: Path) -> None:
-    code, output = probe(tmp_path, None)
+    """(The key from the environment, as an operator's shell holds it.)"""
+    code, output = probe(tmp_path, None, key_in="environment")
     assert code == 0, output
     assert verdicts(output) == dict.fromkeys(CHECKS, "ok"), output
     assert "delays" in output and "fix:" not in output
