@@ -74,7 +74,7 @@ PROBE_TIMEOUT = 20.0
 
 async def serve(args: argparse.Namespace) -> None:
     from rawsse import Config, Hub, Server
-    from rawsse.demo import demo_page
+    from rawsse.cli.demo import demo_page
 
     overrides: dict[str, Any] = json.loads(args.config)
     config = Config(port=0, **overrides)
@@ -364,7 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_file_limit()
     if args.attack == "serve":
-        from rawsse.loops import loop_factory
+        from rawsse.server.loops import loop_factory
 
         loop = loop_factory(args.loop)()
         loop.run_until_complete(serve(args))

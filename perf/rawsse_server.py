@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import raise_file_limit
 
 from rawsse import Config, Hub, Server
-from rawsse.__main__ import auto_or_seconds
-from rawsse.loops import loop_factory
+from rawsse.cli.main import auto_or_seconds
+from rawsse.server.loops import loop_factory
 
 
 def bench_config(args: argparse.Namespace) -> Config:

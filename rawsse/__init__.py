@@ -31,17 +31,17 @@ __all__ = [
 _WHERE = {
     "Config": "rawsse.config",
     "ConfigError": "rawsse.errors",
-    "Hub": "rawsse.hub",
+    "Hub": "rawsse.hub.hub",
     "InvalidEvent": "rawsse.errors",
     "LOST_EVENT": "rawsse.backends.memory",
     "MemoryBackend": "rawsse.backends.memory",
     "PayloadTooLarge": "rawsse.errors",
     "RawSSEError": "rawsse.errors",
     "RequestError": "rawsse.errors",
-    "Server": "rawsse.server",
-    "ServerThread": "rawsse.server",
+    "Server": "rawsse.server.server",
+    "ServerThread": "rawsse.server.server",
     "encode_event": "rawsse.events",
-    "run": "rawsse.server",
+    "run": "rawsse.server.server",
 }
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from rawsse.config import Config
     from rawsse.errors import ConfigError, InvalidEvent, PayloadTooLarge, RawSSEError, RequestError
     from rawsse.events import encode_event
-    from rawsse.hub import Hub
-    from rawsse.server import Server, ServerThread, run
+    from rawsse.hub.hub import Hub
+    from rawsse.server.server import Server, ServerThread, run
 
 
 def __getattr__(name: str) -> Any:

@@ -160,7 +160,7 @@ def _setting(default: Any, help: str, **cli: Any) -> Any:
     """A :class:`Config` field with what the CLI needs to offer it: its help, and (in
     ``cli``) a ``flag`` other than the field's name, a ``metavar``, or ``file=True`` for
     a value read from the file the flag names. The CLI derives every option from these
-    (``rawsse.__main__``), so a new setting is one edit here."""
+    (``rawsse.cli.main``), so a new setting is one edit here."""
     return dataclasses.field(default=default, metadata={"help": help, **cli})
 
 

@@ -20,8 +20,8 @@ import pytest
 
 import rawsse
 from rawsse.config import Config
-from rawsse.hub import Hub
-from rawsse.server import Server
+from rawsse.hub.hub import Hub
+from rawsse.server.server import Server
 
 try:
     import uvloop

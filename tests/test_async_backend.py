@@ -14,7 +14,7 @@ from rawsse.backends.base import Record, Replay
 from rawsse.backends.memory import MemoryBackend
 from rawsse.config import Config
 from rawsse.events import EventParts
-from rawsse.hub import Hub
+from rawsse.hub.hub import Hub
 from tests.client import RawConnection
 from tests.conftest import TEST_KEY, make_config, running_server
 from tests.test_stream import read_with_reconnects

@@ -17,10 +17,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from rawsse.auth import AuthError, TokenVerifier, mint_token, selector_matches
 from rawsse.config import Config
 from rawsse.errors import ConfigError
 from rawsse.events import CHUNKED_END
+from rawsse.policy.auth import AuthError, TokenVerifier, mint_token, selector_matches
 from tests.client import exchange, get, raw_stream
 from tests.conftest import make_config, running_server, scaled, wait_for
 from tests.sse_parser import dechunk, parse

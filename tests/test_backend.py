@@ -14,7 +14,7 @@ from rawsse.backends.memory import LOST_EVENT, MemoryBackend
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent, PayloadTooLarge
 from rawsse.events import encode_parts
-from rawsse.hub import Hub
+from rawsse.hub.hub import Hub
 from tests.fakes import NullHub
 from tests.sse_parser import parse
 

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from rawsse.auth import mint_token
-from rawsse.batch import MAX_REFUSED_LINES
+from rawsse.policy.auth import mint_token
+from rawsse.server.batch import MAX_REFUSED_LINES
 from tests.client import RawConnection, exchange, raw_stream
 from tests.conftest import TEST_KEY, make_config, require_program, running_server, wait_for
 from tests.sse_parser import dechunk, parse

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from rawsse.__main__ import build_parser
+from rawsse.cli.main import build_parser
 from tests.cli import start_hub
 from tests.conftest import require_program, scaled
 
@@ -82,7 +82,7 @@ def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.Mo
     assert (args.history, args.heartbeat, args.no_demo) == (7, 2.5, True)
     assert build_parser().parse_args(["--history", "9"]).history == 9
     # Lists: comma-separated in the variable; the flag (repeatable) replaces it.
-    from rawsse.__main__ import _env_list, _split_commas
+    from rawsse.cli.main import _env_list, _split_commas
 
     monkeypatch.setenv("RAWSSE_TRUSTED_PROXY", "10.0.0.0/8, 127.0.0.1")
     assert _env_list("TRUSTED_PROXY") == ["10.0.0.0/8", "127.0.0.1"]
@@ -105,7 +105,7 @@ def test_the_flush_delay_is_adaptive_unless_a_number_is_given(
 def test_every_config_field_has_a_flag_and_a_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI is derived from Config: each field has a --flag and a RAWSSE_* variable,
     both reaching the Config that main() builds; and the token command is in --help."""
-    from rawsse.__main__ import config_values
+    from rawsse.cli.main import config_values
     from rawsse.config import Config
 
     helped = build_parser().format_help()
@@ -193,7 +193,7 @@ def test_a_missing_extra_says_how_to_install_it(module: str, argv: list[str], ex
     """As on a machine without the extra's package: its import is blocked. The hint
     names both the package index's form and a checkout's."""
     script = (
-        f"import sys; sys.modules[{module!r}] = None; from rawsse.__main__ import main; "
+        f"import sys; sys.modules[{module!r}] = None; from rawsse.cli.main import main; "
         f"sys.exit(main({argv!r}))"
     )
     result = subprocess.run(

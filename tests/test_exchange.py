@@ -7,7 +7,7 @@ import h11
 import pytest
 
 from rawsse.errors import RequestError
-from rawsse.exchange import (
+from rawsse.h1.exchange import (
     BODY_PIECES_PER_TURN,
     CLIENT_CLOSED,
     MORE_LATER,

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 
 from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY, Config
-from rawsse.hub import Hub
-from rawsse.protocol import HttpConnection, ServerState
+from rawsse.hub.hub import Hub
+from rawsse.server.connection import HttpConnection, ServerState
 from tests.client import RawConnection, get
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
 from tests.fakes import RecordingTransport, never_reading_stream

@@ -17,11 +17,11 @@ import h11
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawsse.auth import mint_token
 from rawsse.config import Config
-from rawsse.exchange import Exchange
-from rawsse.hub import Hub
-from rawsse.protocol import HttpConnection, ServerState
+from rawsse.h1.exchange import Exchange
+from rawsse.hub.hub import Hub
+from rawsse.policy.auth import mint_token
+from rawsse.server.connection import HttpConnection, ServerState
 from tests.conftest import TEST_KEY
 from tests.fakes import RecordingTransport
 

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from rawsse.events import chunk
-from rawsse.server import Server
-from rawsse.subscriber import REPLAY_PAGE
+from rawsse.hub.subscriber import REPLAY_PAGE
+from rawsse.server.server import Server
 from tests.conftest import make_config, running_server, scaled, wait_for
 from tests.fakes import quiet_socket
 from tests.sse_parser import StreamParser, dechunk

@@ -16,8 +16,8 @@ import tracemalloc
 import jwt
 import pytest
 
-from rawsse.auth import mint_token
-from rawsse.server import Server
+from rawsse.policy.auth import mint_token
+from rawsse.server.server import Server
 from tests.client import RawConnection, raw_stream
 from tests.conftest import (
     DIRECT_CLIENTS,

@@ -8,8 +8,8 @@ import contextlib
 
 import pytest
 
-from rawsse.auth import mint_token
-from rawsse.limits import CountTable, RateTable, client_key, retry_range_ms
+from rawsse.policy.auth import mint_token
+from rawsse.policy.limits import CountTable, RateTable, client_key, retry_range_ms
 from tests.client import Answer, RawConnection, exchange, get, raw_stream
 from tests.conftest import DIRECT_CLIENTS, TEST_KEY, make_config, running_server, wait_for
 from tests.sse_parser import parse

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rawsse.loadgauge import SCHEDSTAT, ThreadLoad
+from rawsse.hub.loadgauge import SCHEDSTAT, ThreadLoad
 
 
 def spin(seconds: float) -> None:

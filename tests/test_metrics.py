@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rawsse import __version__
 from rawsse.backends.memory import MemoryBackend, Record
 from rawsse.events import chunk, encode_event
-from rawsse.hub import Group, Hub
-from rawsse.metrics import TOPIC_LABEL_LIMIT
+from rawsse.hub.hub import Group, Hub
+from rawsse.hub.metrics import TOPIC_LABEL_LIMIT
 from tests.client import RawConnection, exchange, get, raw_stream
 from tests.conftest import NO_CLIENT_LIMITS, make_config, running_server, scaled, wait_for
 from tests.fakes import never_reading_stream

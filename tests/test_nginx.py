@@ -15,7 +15,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from rawsse.batch import NDJSON as NDJSON_TYPE
+from rawsse.server.batch import NDJSON as NDJSON_TYPE
 from tests.client import RawConnection
 from tests.conftest import TEST_KEY, make_config, running_server, scaled, wait_for
 from tests.nginx_server import nginx_in_front

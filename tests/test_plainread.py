@@ -1,4 +1,4 @@
-"""Reading plain requests without h11's connection (``rawsse.plainread``) changes
+"""Reading plain requests without h11's connection (``rawsse.h1.plainread``) changes
 nothing a client can see: the same bytes, cut anywhere, mutated, pipelined, give the
 same requests, the same refusals, the same answers and the same endings as an exchange
 that hands everything to ``h11.Connection``."""
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rawsse import plainread
 from rawsse.errors import RequestError
-from rawsse.exchange import CLIENT_CLOSED, BodyStart, Ending, Exchange, Request
+from rawsse.h1 import plainread
+from rawsse.h1.exchange import CLIENT_CLOSED, BodyStart, Ending, Exchange, Request
 from tests.test_fuzz import SEEDS, mutated
 
 TEXT = (b"content-type", b"text/plain; charset=utf-8")

@@ -10,7 +10,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 
-from rawsse.probe import MAX_LINE, MAX_STREAM_BYTES, _open_stream, _Stream, _wait
+from rawsse.cli.probe import MAX_LINE, MAX_STREAM_BYTES, _open_stream, _Stream, _wait
 from tests.conftest import scaled
 
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rawsse.proxy import ProxyResolver
+from rawsse.policy.proxy import ProxyResolver
 from tests.client import RawConnection, exchange, get, raw_stream
 from tests.conftest import DIRECT_CLIENTS, TEST_KEY, make_config, running_server, wait_for
 

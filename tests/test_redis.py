@@ -28,8 +28,8 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from rawsse.backends.base import LOST_EVENT
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent
-from rawsse.hub import Hub
-from rawsse.server import Server
+from rawsse.hub.hub import Hub
+from rawsse.server.server import Server
 from tests.client import RawConnection, metric_at
 from tests.conftest import TEST_KEY, make_config, running_servers, scaled, wait_for
 from tests.redis_server import RedisServer, redis_server
@@ -38,7 +38,7 @@ from tests.test_stream import collect, events_after
 if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
     pytest.importorskip("redis", reason="the redis extra is not installed")
 
-from rawsse.backends.redis import RedisBackend
+from rawsse.backends.redis.backend import RedisBackend
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 
@@ -237,7 +237,7 @@ async def test_an_id_on_a_topic_not_read_is_as_unknown_as_one_never_used(
     never used gets, and the notice's resume id is where ``public`` stands, not the
     hub's counter. (Before, the first replayed from there without a notice, the second
     was told ``unknown`` with the counter as resume id.)"""
-    from rawsse.auth import mint_token
+    from rawsse.policy.auth import mint_token
 
     secret = "s" * 32
     config = make_config(jwt_secret=secret, subscribe_auth=True)
@@ -606,7 +606,7 @@ async def test_a_batch_over_redis_waits_for_its_answers_in_order(redis: RedisSer
     """More lines in one read than a batch may have awaiting Redis: it settles them
     before reading on, mid-request; every line's id comes back in order, as subscribers
     receive them."""
-    from rawsse.batch import MAX_IN_FLIGHT
+    from rawsse.server.batch import MAX_IN_FLIGHT
     from tests.client import RawConnection
 
     first, second = MAX_IN_FLIGHT + 100, 100

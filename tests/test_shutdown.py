@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from rawsse.server import Server
+from rawsse.server.server import Server
 from tests.cli import Hub as CliHub
 from tests.cli import start_hub
 from tests.client import RawConnection, get, raw_stream

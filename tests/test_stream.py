@@ -13,7 +13,7 @@ import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from rawsse.backends.memory import LOST_EVENT
-from rawsse.hub import Hub
+from rawsse.hub.hub import Hub
 from tests.client import raw_stream
 from tests.conftest import (
     TEST_KEY,

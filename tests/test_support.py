@@ -7,7 +7,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from rawsse.hub import Hub
+from rawsse.hub.hub import Hub
 from tests.conftest import _started_by_rawsse
 
 

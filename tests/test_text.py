@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import pytest
 
+from rawsse.cli.logs import JsonFormatter, TextFormatter
 from rawsse.errors import RequestError
-from rawsse.http import parse_topics
-from rawsse.logs import JsonFormatter, TextFormatter
+from rawsse.h1.parse import parse_topics
 from tests.client import exchange, get
 from tests.conftest import TEST_KEY, running_server
 

@@ -1,4 +1,4 @@
-"""How busy the event loop's thread is, for the adaptive flush delay (:mod:`rawsse.hub`).
+"""How busy the event loop's thread is, for the adaptive flush delay (:mod:`rawsse.hub.hub`).
 
 What the hub wants to know is whether its loop ever idles: whether it has time to spare
 for writing each event as it comes, or whether events arrive faster than it writes them.

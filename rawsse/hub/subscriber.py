@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rawsse.events import CHUNKED_END, chunk
+from rawsse.events import CHUNKED_END, chunk, encode_retry
 
 if TYPE_CHECKING:
     from rawsse.backends.base import Record
 
-__all__ = ["REPLAY_PAGE", "Sink", "Subscriber"]
+__all__ = ["REPLAY_PAGE", "Sink", "Subscriber", "finish_with_retry"]
 
 logger = logging.getLogger("rawsse.subscriber")
 
@@ -314,3 +315,11 @@ class Subscriber:
             if head or trailer:
                 transport.write(head + trailer)
             transport.close()
+
+
+def finish_with_retry(subscriber: Subscriber, window_ms: int, reason: str) -> None:
+    """End the stream (for shutdown, or a hole a backend cannot fill): tell the client
+    when to come back (a random delay within ``window_ms``, so clients do not all
+    return at once) and close."""
+    hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
+    subscriber.finish(hint, reason)

@@ -2,7 +2,7 @@
 notice, and the end.
 
 The event-stream body deliberately takes a fast path around h11. Once h11 has written
-the head (:meth:`rawsse.exchange.Exchange.stream_head`) the exchange is dropped, and the
+the head (:meth:`rawsse.h1.exchange.Exchange.stream_head`) the exchange is dropped, and the
 hub writes pre-encoded bytes (the same object to every subscriber: plain for HTTP/1.0's
 close-delimited body, one chunk for HTTP/1.1's chunked body) straight to the transport.
 Letting h11 frame each event would mean one ``Data`` event, one framing and one copy per
@@ -15,27 +15,25 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from rawsse.backends.base import NOTHING, Replay
 from rawsse.errors import BackendUnavailable
 from rawsse.events import RESERVED_EVENT_PREFIX, encode_comment, encode_event, encode_retry
-from rawsse.limits import BACKEND_RETRY_WAIT, stream_retry_ms
-from rawsse.subscriber import Subscriber
+from rawsse.hub.subscriber import Subscriber
+from rawsse.policy.limits import BACKEND_RETRY_WAIT, stream_retry_ms
 
 if TYPE_CHECKING:
     import asyncio
 
-    from rawsse.hub import Hub
-    from rawsse.routes import StreamStart
+    from rawsse.hub.hub import Hub
+    from rawsse.server.routes import StreamStart
 
 __all__ = [
     "AUTH_EXPIRING_EVENT",
     "close_stream",
     "expiry_notice",
-    "finish_with_retry",
     "on_expiry",
     "open_stream",
 ]
@@ -179,11 +177,3 @@ def expiry_notice(expires_in: float) -> bytes:
     no id, so that the client's ``Last-Event-ID`` stays where it is."""
     notice = {"reason": "token_expiring", "expires_in_ms": max(0, round(expires_in * 1000))}
     return encode_event(json.dumps(notice), event=AUTH_EXPIRING_EVENT)
-
-
-def finish_with_retry(subscriber: Subscriber, window_ms: int, reason: str) -> None:
-    """End the stream (for shutdown, or a hole a backend cannot fill): tell the client
-    when to come back (a random delay within ``window_ms``, so clients do not all
-    return at once) and close."""
-    hint = encode_retry(random.randint(0, window_ms)) if window_ms else b""
-    subscriber.finish(hint, reason)

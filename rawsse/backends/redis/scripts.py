@@ -2,7 +2,7 @@
 makes an event's id, its place in every topic's history and its live delivery one step:
 no reader can see one without the others.
 
-Key and value layout: :mod:`rawsse.backends.redis_wire`.
+Key and value layout: :mod:`rawsse.backends.redis.wire`.
 """
 
 from __future__ import annotations

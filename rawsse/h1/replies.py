@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rawsse.cors import CorsPolicy
+    from rawsse.policy.cors import CorsPolicy
 
 __all__ = ["TEXT", "Reply", "text"]
 

@@ -28,11 +28,10 @@ from rawsse.backends.memory import MemoryBackend
 from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY, Config
 from rawsse.errors import ConfigError, InvalidEvent, RequestError
 from rawsse.events import HEARTBEAT, chunk, encode_checked
-from rawsse.http import parse_topics
-from rawsse.loadgauge import ThreadLoad
-from rawsse.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
-from rawsse.stream import finish_with_retry
-from rawsse.subscriber import Subscriber
+from rawsse.h1.parse import parse_topics
+from rawsse.hub.loadgauge import ThreadLoad
+from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
+from rawsse.hub.subscriber import Subscriber, finish_with_retry
 
 __all__ = ["Hub", "Group", "Topic"]
 
@@ -217,7 +216,7 @@ class Hub:
         retry: int | None = None,
     ) -> str | Awaitable[str]:
         """:meth:`start_publish` to topic names already checked by
-        :func:`rawsse.http.parse_topics` (as the HTTP layer has): not checked again."""
+        :func:`rawsse.h1.parse.parse_topics` (as the HTTP layer has): not checked again."""
         if id == "":
             id = None
         parts = encode_checked(
@@ -554,7 +553,7 @@ def backend_for(config: Config) -> Backend:
     if config.redis is None:
         return MemoryBackend(config.history, max_bytes=config.history_bytes, ttl=config.history_ttl)
     try:
-        from rawsse.backends.redis import RedisBackend
+        from rawsse.backends.redis.backend import RedisBackend
     except ImportError as exc:
         raise ConfigError(
             "--redis needs the redis extra: pip install 'rawsse[redis]' (from a checkout: "

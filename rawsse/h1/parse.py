@@ -120,7 +120,7 @@ def parse_topics(values: Iterable[str], max_topics: int) -> tuple[str, ...]:
 @dataclass(slots=True)
 class PublishRequest:
     """A publish, whatever form it came in (made per publish, so not frozen: see
-    :class:`rawsse.exchange.Request`)."""
+    :class:`rawsse.h1.exchange.Request`)."""
 
     topics: tuple[str, ...]
     data: str

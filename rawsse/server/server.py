@@ -1,5 +1,5 @@
 """The server: listening sockets, shared timers, the connection registry and a staged,
-bounded shutdown. It contains no protocol logic (see ``rawsse.protocol``).
+bounded shutdown. It contains no protocol logic (see ``rawsse.server.connection``).
 
 Shutdown, in order: stop accepting; report 503 on ``/healthz``; cancel and await every
 task the server started (the demo producer among them); tell each stream when to come
@@ -23,11 +23,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from rawsse.config import Config
-from rawsse.hub import Hub
-from rawsse.loops import loop_factory
-from rawsse.protocol import ConnState, HttpConnection, ServerState
-from rawsse.routes import METRICS_ROUTES, PUBLIC_ROUTES, Router
-from rawsse.tcp import tune_socket
+from rawsse.hub.hub import Hub
+from rawsse.server.connection import ConnState, HttpConnection, ServerState
+from rawsse.server.loops import loop_factory
+from rawsse.server.routes import METRICS_ROUTES, PUBLIC_ROUTES, Router
+from rawsse.server.tcp import tune_socket
 
 __all__ = ["Server", "ServerThread", "run"]
 
@@ -120,7 +120,7 @@ class Server:
         except OSError as exc:
             raise _cannot_listen(exc, host, self.config.port) from exc
         for sock in self._listener.sockets:
-            # Accepted sockets inherit these (see rawsse.tcp); set before any accept.
+            # Accepted sockets inherit these (see rawsse.server.tcp); set before any accept.
             tune_socket(sock, self.config.dead_peer_timeout)
         if not separate_metrics:
             return

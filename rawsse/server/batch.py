@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
 from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
-from rawsse.http import parse_json_event
-from rawsse.replies import Reply
+from rawsse.h1.parse import parse_json_event
+from rawsse.h1.replies import Reply
 
 if TYPE_CHECKING:
-    from rawsse.admission import Admission
-    from rawsse.auth import Grants
-    from rawsse.hub import Hub
+    from rawsse.hub.hub import Hub
+    from rawsse.policy.admission import Admission
+    from rawsse.policy.auth import Grants
 
 __all__ = ["NDJSON", "BatchPublish"]
 

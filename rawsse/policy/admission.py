@@ -4,7 +4,7 @@ configured limits and credentials.
 Each decision is one call that either lets the request through (returning what the
 caller must remember to release) or raises: :class:`Refused` over a limit, ``AuthError``
 without the right credentials. The HTTP layer turns those into answers at its one
-exception boundary (:func:`rawsse.routes.error_reply`).
+exception boundary (:func:`rawsse.server.routes.error_reply`).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rawsse.auth import Authorizer, Grants
 from rawsse.errors import RequestError
-from rawsse.http import Query, bearer_token, cookie_value
-from rawsse.limits import BACKEND_RETRY_WAIT, Limits, client_key, stream_retry_ms
-from rawsse.proxy import ProxyResolver
+from rawsse.h1.parse import Query, bearer_token, cookie_value
+from rawsse.policy.auth import Authorizer, Grants
+from rawsse.policy.limits import BACKEND_RETRY_WAIT, Limits, client_key, stream_retry_ms
+from rawsse.policy.proxy import ProxyResolver
 
 if TYPE_CHECKING:
     from rawsse.config import Config
-    from rawsse.exchange import Request
+    from rawsse.h1.exchange import Request
 
 __all__ = ["AUTH_COOKIE", "Admission", "Refused"]
 

@@ -6,7 +6,7 @@ writes every response head, including that of an event stream, so that keep-aliv
 pipelining, HEAD, ``Expect: 100-continue``, HTTP/1.0 and malformed input follow RFC 9112.
 
 The common request and its answer skip h11's connection state machine, which costs
-more than all the rest of a publish (see :mod:`rawsse.plainread`): a plain request
+more than all the rest of a publish (see :mod:`rawsse.h1.plainread`): a plain request
 (HTTP/1.1 kept alive, a ``Content-Length`` body or none, nothing to negotiate) is read
 by h11's own request parser, and its answer (with a length) is written as the bytes
 h11 would write (``Exchange._answer_directly``). Anything else, and any answer other
@@ -32,9 +32,9 @@ from typing import cast
 
 import h11
 
-from rawsse import plainread
 from rawsse.errors import RequestError
-from rawsse.http import header_value
+from rawsse.h1 import plainread
+from rawsse.h1.parse import header_value
 
 __all__ = ["CLIENT_CLOSED", "MORE_LATER", "BodyStart", "Ending", "Exchange", "Request"]
 
@@ -170,7 +170,7 @@ class Exchange:
         # The h11 connection given the bytes of a head already seen (``_on_head``)
         # without it: it reads that head again, and it is not seen twice.
         self._replayed = False
-        # The request read last is plain: see :func:`rawsse.plainread.is_plain`.
+        # The request read last is plain: see :func:`rawsse.h1.plainread.is_plain`.
         self._plain = False
         self._head: h11.Request | None = None
         # The request being read, made once from its head (its body set when complete).
@@ -538,7 +538,7 @@ class Exchange:
         rather than close-delimited (HTTP/1.0, as nginx proxies by default).
 
         The exchange is over then: the body takes a fast path around h11 (see
-        :mod:`rawsse.stream`).
+        :mod:`rawsse.server.stream`).
         """
         if self._h11 is None and self._stage is _ANSWERING:
             return _plain_stream_head(headers), True

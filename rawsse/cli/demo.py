@@ -9,7 +9,7 @@ import time
 from importlib import resources
 
 from rawsse.errors import BackendUnavailable
-from rawsse.hub import Hub
+from rawsse.hub.hub import Hub
 
 __all__ = ["DEMO_TOPIC", "STATS_TOPIC", "demo_page", "demo_producer", "stats_producer"]
 

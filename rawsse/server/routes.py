@@ -4,7 +4,7 @@ where a refused request becomes an answer (:func:`error_reply`).
 A handler returns a :class:`Reply`, an awaitable of one (a publish to a backend that
 must await), or, for ``GET /events``, a :class:`StreamStart` that the connection turns
 into an event stream. Handlers raise :class:`~rawsse.errors.RequestError` (and its
-kinds: ``AuthError``, :class:`~rawsse.admission.Refused`) for every refusal.
+kinds: ``AuthError``, :class:`~rawsse.policy.admission.Refused`) for every refusal.
 """
 
 from __future__ import annotations
@@ -13,18 +13,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rawsse.admission import Admission, Refused
-from rawsse.auth import AuthError, Grants, key_matches
-from rawsse.batch import NDJSON, BatchPublish
 from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
 from rawsse.events import encode_comment, encode_retry
-from rawsse.http import SSE_HEADERS, Query, bearer_token, parse_publish, parse_target, parse_topics
-from rawsse.limits import retry_after_seconds
-from rawsse.replies import Reply, text
+from rawsse.h1.parse import (
+    SSE_HEADERS,
+    Query,
+    bearer_token,
+    parse_publish,
+    parse_target,
+    parse_topics,
+)
+from rawsse.h1.replies import Reply, text
+from rawsse.policy.admission import Admission, Refused
+from rawsse.policy.auth import AuthError, Grants, key_matches
+from rawsse.policy.limits import retry_after_seconds
+from rawsse.server.batch import NDJSON, BatchPublish
 
 if TYPE_CHECKING:
-    from rawsse.exchange import Request
-    from rawsse.protocol import ServerState
+    from rawsse.h1.exchange import Request
+    from rawsse.server.connection import ServerState
 
 __all__ = [
     "METRICS_ROUTES",
@@ -67,7 +74,7 @@ class StreamStart:
     last_event_id: str | None
     stream_key: str
     #: ``None``, or what to await before answering: the backend getting ready to
-    #: deliver the topics (:meth:`rawsse.hub.Hub.ready`).
+    #: deliver the topics (:meth:`rawsse.hub.hub.Hub.ready`).
     ready: Awaitable[None] | None = None
     #: Sent first (a comment): what the hub saw of the client, for ``rawsse probe``.
     greeting: bytes = b""

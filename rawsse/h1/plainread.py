@@ -3,7 +3,7 @@
 A publish over HTTP is mostly h11: its ``Connection`` costs about as much again as
 parsing the request, in bookkeeping a plain request does not need (it runs its state
 machine three times, and looks through the headers five times for the framing,
-keep-alive, upgrade and ``Expect`` rules). So :class:`rawsse.exchange.Exchange` reads
+keep-alive, upgrade and ``Expect`` rules). So :class:`rawsse.h1.exchange.Exchange` reads
 a *plain* request, the shape nearly every publish has, with h11's head parser alone:
 the same regular expressions, the same validation, the same ``h11.Request``. Its body
 is the ``Content-Length`` bytes that follow, which is all h11's framing rules make of

@@ -1,7 +1,7 @@
 """The Redis backend: one order, one history and live delivery shared by every worker
 and server using the same Redis (and key prefix).
 
-- **Publish**: one Lua script (:data:`~rawsse.backends.redis_scripts.PUBLISH`) takes the
+- **Publish**: one Lua script (:data:`~rawsse.backends.redis.scripts.PUBLISH`) takes the
   next number of one global counter, appends the event to each topic's stream under
   that number, trims the stream and ``PUBLISH``es the event on each topic's channel,
   atomically. The id is ``EPOCH-SEQ``; the epoch lives in Redis, so a Redis that lost its
@@ -48,10 +48,10 @@ from rawsse.backends.base import (
     merge_records,
     nothing,
 )
-from rawsse.backends.redis_calls import ScriptCalls
-from rawsse.backends.redis_pubsub import PubSubConnection
-from rawsse.backends.redis_scripts import MARK, PUBLISH, READ
-from rawsse.backends.redis_wire import Keys, decode_message, encode_body, record_of
+from rawsse.backends.redis.calls import ScriptCalls
+from rawsse.backends.redis.pubsub import PubSubConnection
+from rawsse.backends.redis.scripts import MARK, PUBLISH, READ
+from rawsse.backends.redis.wire import Keys, decode_message, encode_body, record_of
 from rawsse.errors import BackendUnavailable, InvalidEvent
 from rawsse.events import EventParts
 

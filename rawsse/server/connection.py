@@ -1,13 +1,13 @@
 """The ``asyncio.Protocol`` of one client connection: callbacks, state and timers.
 
-What it delegates: the HTTP exchange (h11, sans I/O) to :mod:`rawsse.exchange`; what
-each path answers to :mod:`rawsse.routes`; limits and credentials to
-:mod:`rawsse.admission`; the event stream, once the exchange hands over, to
-:mod:`rawsse.stream` and the :class:`~rawsse.subscriber.Subscriber`.
+What it delegates: the HTTP exchange (h11, sans I/O) to :mod:`rawsse.h1.exchange`; what
+each path answers to :mod:`rawsse.server.routes`; limits and credentials to
+:mod:`rawsse.policy.admission`; the event stream, once the exchange hands over, to
+:mod:`rawsse.server.stream` and the :class:`~rawsse.hub.subscriber.Subscriber`.
 
 A connection is in exactly one :class:`ConnState`; ``_set_state`` is the only place it
 changes. A refused request is turned into an answer in one place
-(:func:`rawsse.routes.error_reply`); any other exception in a callback is logged with its
+(:func:`rawsse.server.routes.error_reply`); any other exception in a callback is logged with its
 traceback and aborts only this connection.
 """
 
@@ -22,22 +22,22 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
-from rawsse.admission import Admission, Refused
-from rawsse.cors import CorsPolicy
-from rawsse.deadline import DeadlineProtocol
 from rawsse.errors import RequestError
-from rawsse.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
-from rawsse.http import SSE_HEADERS, redact_target
-from rawsse.replies import Reply, text
-from rawsse.routes import ROUTES, Router, StreamStart, error_reply, path_label
-from rawsse.stream import close_stream, finish_with_retry, on_expiry, open_stream
-from rawsse.subscriber import Subscriber
-from rawsse.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
+from rawsse.h1.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
+from rawsse.h1.parse import SSE_HEADERS, redact_target
+from rawsse.h1.replies import Reply, text
+from rawsse.hub.subscriber import Subscriber, finish_with_retry
+from rawsse.policy.admission import Admission, Refused
+from rawsse.policy.cors import CorsPolicy
+from rawsse.server.deadline import DeadlineProtocol
+from rawsse.server.routes import ROUTES, Router, StreamStart, error_reply, path_label
+from rawsse.server.stream import close_stream, on_expiry, open_stream
+from rawsse.server.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
 
 if TYPE_CHECKING:
-    from rawsse.batch import BatchPublish
     from rawsse.config import Config
-    from rawsse.hub import Hub
+    from rawsse.hub.hub import Hub
+    from rawsse.server.batch import BatchPublish
 
 __all__ = ["ConnState", "HttpConnection", "ServerState"]
 
