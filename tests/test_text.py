@@ -11,7 +11,7 @@ import pytest
 
 from rawsse.cli.logs import JsonFormatter, TextFormatter
 from rawsse.errors import RequestError
-from rawsse.h1.parse import parse_topics
+from rawsse.topics import parse_topics
 from tests.client import exchange, get
 from tests.conftest import TEST_KEY, running_server
 

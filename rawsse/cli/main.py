@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rawsse import __version__
 from rawsse.cli.logs import LOG_FORMATS, configure
 from rawsse.config import Config
 from rawsse.errors import ConfigError
 from rawsse.server.loops import LOOP_CHOICES, loop_factory
+from rawsse.version import __version__
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -314,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             Authorizer(config)  # a bad key or a missing PyJWT is a usage error, now
         if config.redis is not None:
-            from rawsse.hub.hub import backend_for
+            from rawsse.backends.factory import backend_for
 
             backend_for(config)  # a missing extra or a malformed URL is a usage error, now
         new_loop = loop_factory(args.loop)

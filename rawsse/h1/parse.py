@@ -12,16 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
-from rawsse.config import MAX_TOPIC_LENGTH
 from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import MAX_RETRY, check_event_name, check_id
-from rawsse.text import has_unsafe
+from rawsse.topics import parse_topics
 
 __all__ = [
     "Query",
     "PublishRequest",
     "parse_target",
-    "parse_topics",
     "parse_publish",
     "parse_json_event",
     "bearer_token",
@@ -90,31 +88,6 @@ def _parse_query(query: str) -> Query:
             else:
                 values.append(value)
     return params
-
-
-def parse_topics(values: Iterable[str], max_topics: int) -> tuple[str, ...]:
-    """Validate topic names; return them deduplicated, in first-seen order.
-
-    A topic is 1 to 256 characters with no control, format or line-separator
-    characters, nor lone surrogates (:mod:`rawsse.text`): topics travel in URLs, logs
-    and metric labels, never in the stream itself.
-
-    Raises:
-        RequestError: 400 for no topic, too many, or a malformed one.
-    """
-    topics = tuple(dict.fromkeys(values))
-    if not topics:
-        raise RequestError("at least one topic is required")
-    if len(topics) > max_topics:
-        raise RequestError(f"at most {max_topics} topics are allowed")
-    for topic in topics:
-        if not topic or len(topic) > MAX_TOPIC_LENGTH:
-            raise RequestError(f"a topic must be 1 to {MAX_TOPIC_LENGTH} characters")
-        if has_unsafe(topic):
-            raise RequestError(
-                "a topic must not contain control, format or line-separator characters"
-            )
-    return topics
 
 
 @dataclass(slots=True)

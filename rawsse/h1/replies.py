@@ -3,11 +3,8 @@ and :func:`text` for the short plain-text ones."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from rawsse.policy.cors import CorsPolicy
 
 __all__ = ["TEXT", "Reply", "text"]
 
@@ -25,12 +22,10 @@ class Reply:
     headers: tuple[tuple[bytes, bytes], ...] = ()
     close: bool = False
 
-    def head(self, cors: CorsPolicy | None, origin: bytes | None) -> list[tuple[bytes, bytes]]:
-        """Every header but ``Connection``: its own, CORS's (``cors`` is ``None`` for an
-        answer to no request), type and length."""
-        headers = list(self.headers)
-        if cors is not None and cors.enabled:
-            headers += cors.headers(origin)
+    def head(self, extra: Sequence[tuple[bytes, bytes]] = ()) -> list[tuple[bytes, bytes]]:
+        """Every header but ``Connection``: its own, ``extra`` (what the serving layer
+        adds, such as CORS's), type and length."""
+        headers = [*self.headers, *extra]
         if self.content_type is not None and self.status != 204:
             headers.append((b"content-type", self.content_type))
             headers.append((b"content-length", str(len(self.body)).encode()))

@@ -22,16 +22,16 @@ import time
 from collections.abc import Awaitable, Collection, Iterable, Iterator, Sequence
 from typing import cast
 
-from rawsse import __version__
 from rawsse.backends.base import Backend, Record, Replay
-from rawsse.backends.memory import MemoryBackend
+from rawsse.backends.factory import backend_for
 from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY, Config
-from rawsse.errors import ConfigError, InvalidEvent, RequestError
+from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import HEARTBEAT, chunk, encode_checked
-from rawsse.h1.parse import parse_topics
 from rawsse.hub.loadgauge import ThreadLoad
 from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
 from rawsse.hub.subscriber import Subscriber, finish_with_retry
+from rawsse.topics import parse_topics
+from rawsse.version import __version__
 
 __all__ = ["Hub", "Group", "Topic"]
 
@@ -546,25 +546,6 @@ class Hub:
     def topic_count(self) -> int:
         """How many topics have subscribers."""
         return len(self._topics)
-
-
-def backend_for(config: Config) -> Backend:
-    """The backend ``config`` asks for: Redis when ``config.redis`` is set, else memory."""
-    if config.redis is None:
-        return MemoryBackend(config.history, max_bytes=config.history_bytes, ttl=config.history_ttl)
-    try:
-        from rawsse.backends.redis.backend import RedisBackend
-    except ImportError as exc:
-        raise ConfigError(
-            "--redis needs the redis extra: pip install 'rawsse[redis]' (from a checkout: "
-            f"pip install '.[redis]') ({exc})"
-        ) from None
-    return RedisBackend(
-        config.redis,
-        history=config.history,
-        prefix=config.redis_prefix,
-        timeout=config.redis_timeout,
-    )
 
 
 def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:

@@ -30,8 +30,8 @@ from rawsse.hub.subscriber import Subscriber, finish_with_retry
 from rawsse.policy.admission import Admission, Refused
 from rawsse.policy.cors import CorsPolicy
 from rawsse.server.deadline import DeadlineProtocol
-from rawsse.server.routes import ROUTES, Router, StreamStart, error_reply, path_label
-from rawsse.server.stream import close_stream, on_expiry, open_stream
+from rawsse.server.routes import ROUTES, Router, error_reply, path_label
+from rawsse.server.stream import StreamStart, close_stream, on_expiry, open_stream
 from rawsse.server.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
 
 if TYPE_CHECKING:
@@ -604,10 +604,10 @@ class RequestCycle:
         """Send a complete answer; close, or get ready for the next request."""
         conn = self._conn
         server = conn._server
-        if request is None:
-            headers = reply.head(None, None)
+        if request is None or not server.cors.enabled:
+            headers = reply.head()
         else:
-            headers = reply.head(server.cors, request.header(b"origin"))
+            headers = reply.head(server.cors.headers(request.header(b"origin")))
         close = reply.close or server.draining
         data, ending = self.exchange.answer(reply.status, headers, reply.body, close=close)
         if not data:

@@ -10,8 +10,7 @@ kinds: ``AuthError``, :class:`~rawsse.policy.admission.Refused`) for every refus
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
 from rawsse.events import encode_comment, encode_retry
@@ -21,17 +20,20 @@ from rawsse.h1.parse import (
     bearer_token,
     parse_publish,
     parse_target,
-    parse_topics,
 )
 from rawsse.h1.replies import Reply, text
 from rawsse.policy.admission import Admission, Refused
-from rawsse.policy.auth import AuthError, Grants, key_matches
+from rawsse.policy.auth import AuthError, key_matches
 from rawsse.policy.limits import retry_after_seconds
 from rawsse.server.batch import NDJSON, BatchPublish
+from rawsse.server.stream import StreamStart
+from rawsse.topics import parse_topics
 
 if TYPE_CHECKING:
+    from rawsse.config import Config
     from rawsse.h1.exchange import Request
-    from rawsse.server.connection import ServerState
+    from rawsse.hub.hub import Hub
+    from rawsse.policy.cors import CorsPolicy
 
 __all__ = [
     "METRICS_ROUTES",
@@ -39,6 +41,7 @@ __all__ = [
     "ROUTES",
     "Reply",
     "Router",
+    "Shared",
     "StreamStart",
     "error_reply",
     "path_label",
@@ -63,21 +66,6 @@ METRICS_ROUTES = {path: ROUTES[path] for path in ("/metrics", "/healthz", "/read
 
 #: The main listener's routes when metrics have a listener of their own.
 PUBLIC_ROUTES = {path: methods for path, methods in ROUTES.items() if path != "/metrics"}
-
-
-@dataclass(frozen=True, slots=True)
-class StreamStart:
-    """An admitted ``GET /events``: what the connection needs to start the stream."""
-
-    topics: tuple[str, ...]
-    grants: Grants | None
-    last_event_id: str | None
-    stream_key: str
-    #: ``None``, or what to await before answering: the backend getting ready to
-    #: deliver the topics (:meth:`rawsse.hub.hub.Hub.ready`).
-    ready: Awaitable[None] | None = None
-    #: Sent first (a comment): what the hub saw of the client, for ``rawsse probe``.
-    greeting: bytes = b""
 
 
 Outcome = Reply | Awaitable[Reply] | StreamStart
@@ -110,10 +98,22 @@ def path_label(request: Request | None) -> str:
     return path if path in ROUTES else "other"
 
 
+class Shared(Protocol):
+    """What the routes read of the state every connection of a server shares (the
+    server's :class:`~rawsse.server.connection.ServerState`)."""
+
+    config: Config
+    hub: Hub
+    admission: Admission
+    cors: CorsPolicy
+    demo_page: bytes | None
+    draining: bool
+
+
 class Router:
     """The routes of one listener, answered from the server's shared state."""
 
-    def __init__(self, server: ServerState, routes: dict[str, tuple[bytes, ...]]) -> None:
+    def __init__(self, server: Shared, routes: dict[str, tuple[bytes, ...]]) -> None:
         self._server = server
         self._routes = routes
         self._handlers: dict[str, Callable[[Request, Query, float], Reply | Awaitable[Reply]]] = {

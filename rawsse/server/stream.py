@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rawsse.backends.base import NOTHING, Replay
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
     import asyncio
 
     from rawsse.hub.hub import Hub
-    from rawsse.server.routes import StreamStart
+    from rawsse.policy.auth import Grants
 
 __all__ = [
     "AUTH_EXPIRING_EVENT",
+    "StreamStart",
     "close_stream",
     "expiry_notice",
     "on_expiry",
@@ -40,6 +42,22 @@ __all__ = [
 
 logger = logging.getLogger("rawsse.server")
 access_logger = logging.getLogger("rawsse.access")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """An admitted ``GET /events``: what the connection needs to start the stream."""
+
+    topics: tuple[str, ...]
+    grants: Grants | None
+    last_event_id: str | None
+    stream_key: str
+    #: ``None``, or what to await before answering: the backend getting ready to
+    #: deliver the topics (:meth:`rawsse.hub.hub.Hub.ready`).
+    ready: Awaitable[None] | None = None
+    #: Sent first (a comment): what the hub saw of the client, for ``rawsse probe``.
+    greeting: bytes = b""
+
 
 #: The event a stream carries ``token_expiry_notice`` seconds before its token expires.
 AUTH_EXPIRING_EVENT = RESERVED_EVENT_PREFIX + "auth-expiring"
