@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,9 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover - the test extra installs it
     uvloop = None  # type: ignore[assignment]
+
+#: The checkout: README, deploy/, examples/, perf/ and tests/interop are found from here.
+ROOT = Path(__file__).resolve().parent.parent
 
 #: Multiply every wait in the tests by this on slow machines.
 TIME_SCALE = float(os.environ.get("RAWSSE_TEST_TIME_SCALE", "1"))
@@ -71,7 +75,7 @@ def require_program(name: str) -> str:
 @pytest.fixture
 def redis(tmp_path: Any) -> Iterator[Any]:
     """A real redis-server (with its append-only file) for one test."""
-    from tests.redis_server import redis_server
+    from tests.support.redis_server import redis_server
 
     with redis_server(tmp_path) as server:
         yield server

@@ -16,7 +16,7 @@ to an ``h11.Connection`` given the same bytes, so they are handled exactly as be
 
 The parser lives in h11's private modules. If they move, ``AVAILABLE`` is false and
 every request goes through ``h11.Connection``, as before this module: slower, not
-wrong (``tests/test_exchange.py`` checks both ways give the same answers).
+wrong (``tests/h1/test_exchange.py`` checks both ways give the same answers).
 """
 
 from __future__ import annotations

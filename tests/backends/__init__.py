@@ -1,0 +1,1 @@
+"""Backends: memory, one that awaits, and Redis against a real redis-server."""

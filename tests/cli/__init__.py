@@ -1,0 +1,1 @@
+"""The command line, the workers, the probe and deploy/, as a user runs them."""

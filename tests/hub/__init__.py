@@ -1,0 +1,1 @@
+"""The hub: fan-out pacing and metrics."""

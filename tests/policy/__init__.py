@@ -1,0 +1,1 @@
+"""Policy: credentials, limits, proxies and CORS, over real sockets."""

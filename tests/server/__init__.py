@@ -1,0 +1,1 @@
+"""Serving: streams, publishes, batches, hostile input and shutdown over real sockets."""

@@ -1,0 +1,1 @@
+"""Test support: real clients and servers the tests start, and fakes where no real thing can run."""
