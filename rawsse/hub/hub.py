@@ -24,11 +24,12 @@ from typing import cast
 
 from rawsse.backends.base import Backend, Record, Replay
 from rawsse.backends.factory import backend_for
-from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY, Config
+from rawsse.config import Config
 from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import HEARTBEAT, chunk, encode_checked
 from rawsse.hub.loadgauge import ThreadLoad
 from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
+from rawsse.hub.pacing import FlushPacing
 from rawsse.hub.subscriber import Subscriber, finish_with_retry
 from rawsse.topics import parse_topics
 from rawsse.version import __version__
@@ -43,16 +44,6 @@ _CHUNKED_HEARTBEAT = chunk(HEARTBEAT)
 #: Events dispatched within this many seconds of each other count as published at the
 #: same moment for the publish latency histogram (a batch's events, one observation).
 SAME_MOMENT = 0.0001
-
-#: The adaptive flush delay: the weight of the last flush's CPU share in the smoothed
-#: one, and the shares from which the loop counts as busy (it batches) and as having
-#: time to spare (it flushes at once).
-BUSY_WEIGHT = 0.3
-BUSY_FROM = 0.97
-IDLE_FROM = 0.6
-#: The least time a sample of the loop's load spans: a sample is two system calls (a
-#: few microseconds), which thousands of flushes a second would pay each for little.
-MEASURE_EVERY = 0.001
 
 
 class Topic:
@@ -121,19 +112,10 @@ class Hub:
         # When each event waiting for this iteration's flush was published.
         self._published_at: list[float] = []
         self._published_count: list[int] = []  # how many events at each of those
-        # A fixed delay, or None: as long as the last flush took (see dispatch).
-        self._flush_delay = self.config.flush_delay
-        self._last_flush = 0.0  # time.monotonic() at the end of the last flush
-        self._last_flush_took = 0.0
-        # For the adaptive delay: when the last flush began, the loop thread's time
-        # run and waiting for a CPU then, its busy share smoothed over flushes, and
-        # whether it is batching.
+        # When the next flush may run (hub/pacing.py), and the loop thread's load that
+        # the adaptive delay follows.
+        self.pacing = FlushPacing(self.config.flush_delay)
         self._load = ThreadLoad()
-        self._flush_started = 0.0
-        self._ran_at_flush = 0.0
-        self._waited_at_flush = 0.0
-        self._busy = 0.0
-        self._batching = False
 
     # -- publishing -------------------------------------------------------------
 
@@ -266,50 +248,11 @@ class Hub:
                 # Within the delay of the last flush (under load), wait for the rest of
                 # it, batching what arrives meanwhile into the same writes; otherwise
                 # flush at the end of this iteration, adding nothing.
-                delay = self._flush_delay
-                if delay is None:
-                    delay = self._adaptive_delay()
-                wait = self._last_flush + delay - now
+                wait = self.pacing.wait(now)
                 if wait > 0:
                     asyncio.get_running_loop().call_later(wait, self._flush)
                 else:
                     asyncio.get_running_loop().call_soon(self._flush)
-
-    def _adaptive_delay(self) -> float:
-        """The default flush delay: 0 while the process has time to spare, else as
-        long as the last flush took (at most ``MAX_ADAPTIVE_FLUSH_DELAY``).
-
-        Whether it has time to spare is the share of its time the loop's thread ran,
-        from one flush's start to the next, smoothed over a few flushes
-        (:meth:`_measure_busy`): a loop never idle (events arrive faster than they are
-        written one flush each, as with publishers over HTTP) is busy.
-        Then each flush waits as long as the last one took, so writing takes about half
-        the loop, the rest goes to reading, and what arrives meanwhile goes out in the
-        same writes. A loop with time to spare flushes at once, adding no latency. The
-        two thresholds keep it from flapping between the two.
-        """
-        return min(self._last_flush_took, MAX_ADAPTIVE_FLUSH_DELAY) if self._batching else 0.0
-
-    def _measure_busy(self, started: float) -> None:
-        """The busy share of the cycle that ends as a flush begins (the last flush, and
-        whatever the loop did and did not do until this one), folded into the smoothed
-        share that decides :meth:`_adaptive_delay`. Flushes closer together than
-        ``MEASURE_EVERY`` count as one cycle."""
-        if started - self._flush_started < MEASURE_EVERY:
-            return
-        ran, waited = self._load.sample()
-        # The time the loop could have run: what passed, less its waits for a CPU.
-        span = started - self._flush_started - (waited - self._waited_at_flush)
-        if span > 0:
-            share = min(1.0, (ran - self._ran_at_flush) / span)
-            self._busy += (share - self._busy) * BUSY_WEIGHT
-            if self._busy >= BUSY_FROM:
-                self._batching = True
-            elif self._busy <= IDLE_FROM:
-                self._batching = False
-        self._flush_started = started
-        self._ran_at_flush = ran
-        self._waited_at_flush = waited
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -317,8 +260,7 @@ class Hub:
         if not dirty:
             return
         started = time.monotonic()
-        if self._flush_delay is None:
-            self._measure_busy(started)
+        self.pacing.begin(started, self._load.sample)
         groups: set[Group] = set()
         for topic in dirty:
             groups.update(topic.groups)
@@ -345,8 +287,7 @@ class Hub:
             for topic in dirty:
                 topic.pending.clear()
         now = time.monotonic()
-        self._last_flush = now
-        self._last_flush_took = now - started
+        self.pacing.end(now)
         observe = metrics.publish_latency.observe
         for published_at, count in zip(self._published_at, self._published_count, strict=True):
             observe(now - published_at, count)
@@ -522,7 +463,7 @@ class Hub:
 
     async def start(self) -> None:
         """Start the backend (the server calls it when it starts)."""
-        if self._flush_delay is None:
+        if self.pacing.adaptive:
             self._load.sample()  # opens its file now, in the loop's thread, not mid-run
         await self.backend.start()
 

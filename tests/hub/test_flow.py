@@ -150,11 +150,8 @@ async def test_a_busy_loop_batches_its_flushes_and_a_quiet_one_stops() -> None:
     transport.cost = 0.1
     await publish_each_iteration(lambda: len(transport.writes) >= batched_from + 3)
     # The delay chosen after a flush of 100 ms is the cap, not as long as the flush
-    # took: checked as the number it is. (The gap between writes on a clock less the
-    # thread's waits for a CPU was checked too, and failed on a virtual machine whose
-    # hypervisor took the CPU away: time no clock inside can leave out.)
-    assert hub._last_flush_took >= 0.1
-    assert hub._adaptive_delay() == MAX_ADAPTIVE_FLUSH_DELAY
+    # took (the pacing's own numbers: tests/hub/test_pacing.py).
+    assert hub.pacing.batching and hub.pacing.delay == MAX_ADAPTIVE_FLUSH_DELAY
     # 100 ms of writing and a wait of 50 ms: a timer never fires early, so the gap
     # between writes is at least 150 ms.
     gap = transport.written_at[-1] - transport.written_at[-2]

@@ -1,0 +1,95 @@
+"""The flush pacing with numbers: fed the times flushes begin and end and the loop
+thread's load, it says how long the next flush waits. No clock, no loop, no spinning CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY
+from rawsse.hub.pacing import BUSY_FROM, IDLE_FROM, MEASURE_EVERY, FlushPacing
+
+
+class Load:
+    """A loop thread whose time run and waited for a CPU the test sets."""
+
+    def __init__(self) -> None:
+        self.ran = 0.0
+        self.waited = 0.0
+        self.samples = 0
+
+    def __call__(self) -> tuple[float, float]:
+        self.samples += 1
+        return self.ran, self.waited
+
+
+def cycles(pacing: FlushPacing, load: Load, *, count: int, share: float, took: float,
+           start: float = 1.0, period: float = 0.1) -> float:  # fmt: skip
+    """``count`` flushes ``period`` apart, each taking ``took``, the loop running
+    ``share`` of each cycle; the time after the last."""
+    at = start
+    for _ in range(count):
+        load.ran += share * period
+        pacing.begin(at, load)
+        pacing.end(at + took)
+        at += period
+    return at
+
+
+def test_a_fixed_delay_is_kept_whatever_the_load() -> None:
+    pacing, load = FlushPacing(0.2), Load()
+    cycles(pacing, load, count=5, share=1.0, took=0.3)
+    assert (pacing.adaptive, pacing.delay, load.samples) == (False, 0.2, 0)
+    pacing.end(10.0)
+    assert pacing.wait(10.05) == pytest.approx(0.15)
+    assert pacing.wait(10.3) < 0  # long past: at once
+
+
+def test_a_loop_with_time_to_spare_flushes_at_once() -> None:
+    pacing, load = FlushPacing(None), Load()
+    at = cycles(pacing, load, count=20, share=0.5, took=0.04)
+    assert not pacing.batching and pacing.delay == 0.0
+    assert pacing.wait(at) < 0
+
+
+def test_a_busy_loop_waits_as_long_as_the_last_flush_took_up_to_the_cap() -> None:
+    pacing, load = FlushPacing(None), Load()
+    cycles(pacing, load, count=2, share=1.0, took=0.01)
+    assert not pacing.batching  # one busy cycle is not enough: smoothed
+    at = cycles(pacing, load, count=20, share=1.0, took=0.01, start=2.0)
+    assert pacing.batching and pacing.busy >= BUSY_FROM
+    assert pacing.delay == pytest.approx(0.01)
+    assert pacing.wait(at - 0.1 + 0.01) == pytest.approx(0.01)  # just after the last end
+    cycles(pacing, load, count=1, share=1.0, took=0.1, start=at)
+    assert pacing.delay == MAX_ADAPTIVE_FLUSH_DELAY  # capped, not 0.1
+
+
+def test_it_stops_batching_only_once_the_loop_has_time_again() -> None:
+    pacing, load = FlushPacing(None), Load()
+    at = cycles(pacing, load, count=20, share=1.0, took=0.01)
+    assert pacing.batching
+    at = cycles(pacing, load, count=1, share=0.8, took=0.01, start=at)
+    assert pacing.batching  # between the thresholds: no flapping
+    cycles(pacing, load, count=20, share=0.2, took=0.01, start=at)
+    assert not pacing.batching and pacing.busy <= IDLE_FROM
+
+
+def test_waits_for_a_cpu_are_not_counted_as_time_the_loop_could_run() -> None:
+    """A loop that ran all the time it had a CPU is busy, however long other
+    processes kept it off (they only lengthen the cycle)."""
+    pacing, load = FlushPacing(None), Load()
+    at = 1.0
+    for _ in range(20):
+        load.ran += 0.05
+        load.waited += 0.05  # half of each 100 ms cycle spent waiting for a CPU
+        pacing.begin(at, load)
+        pacing.end(at + 0.01)
+        at += 0.1
+    assert pacing.batching
+
+
+def test_flushes_closer_than_a_millisecond_take_no_sample() -> None:
+    pacing, load = FlushPacing(None), Load()
+    pacing.begin(1.0, load)
+    pacing.begin(1.0 + MEASURE_EVERY / 2, load)
+    pacing.begin(1.0 + MEASURE_EVERY * 2, load)
+    assert load.samples == 2
