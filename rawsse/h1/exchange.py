@@ -551,10 +551,19 @@ class Exchange:
 
 _END = h11.EndOfMessage()
 
-# Where a request read without h11's connection stands (``Exchange._stage``).
-_HEAD = "head"  # its head is still to come
-_BODY = "body"  # its head is read, its body still to come
-_ANSWERING = "answering"  # it is complete, and waits for its answer
+class Stage(enum.Enum):
+    """Where a request read without h11's connection stands (``Exchange._stage``)."""
+
+    HEAD = "head"  #: its head is still to come
+    BODY = "body"  #: its head is read, its body still to come
+    ANSWERING = "answering"  #: it is complete, and waits for its answer
+
+
+# Module names for the members: the hot path compares with ``is`` against a global, as
+# cheap as the strings these once were.
+_HEAD = Stage.HEAD
+_BODY = Stage.BODY
+_ANSWERING = Stage.ANSWERING
 
 #: What ``Exchange._next_plain`` returns for a request h11's connection reads instead.
 _NOT_PLAIN = object()

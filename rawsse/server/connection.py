@@ -26,12 +26,12 @@ from rawsse.errors import RequestError
 from rawsse.h1.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
 from rawsse.h1.parse import SSE_HEADERS, redact_target
 from rawsse.h1.replies import Reply, text
-from rawsse.hub.subscriber import Subscriber, finish_with_retry
+from rawsse.hub.subscriber import Subscriber
 from rawsse.policy.admission import Admission, Refused
 from rawsse.policy.cors import CorsPolicy
 from rawsse.server.deadline import DeadlineProtocol
 from rawsse.server.routes import ROUTES, Router, error_reply, path_label
-from rawsse.server.stream import StreamStart, close_stream, on_expiry, open_stream
+from rawsse.server.stream import StreamSession, StreamStart
 from rawsse.server.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
 
 if TYPE_CHECKING:
@@ -123,11 +123,9 @@ class HttpConnection(DeadlineProtocol):
         "_peer_ip",
         "_trusted_peer",
         "_connection_key",
-        "_stream_key",
-        "_expires_at",
         "_ignored",
         "client",
-        "subscriber",
+        "stream",
         "_peer_port",
     )
 
@@ -143,16 +141,14 @@ class HttpConnection(DeadlineProtocol):
         self._peer_ip = ""
         self._trusted_peer = False
         self._connection_key: str | None = None  # counted in the per-address sockets
-        self._stream_key: str | None = None  # counted in the stream caps
-        # Loop time the stream's token expires; negated once the notice has gone out.
-        self._expires_at: float | None = None
         self._ignored = 0  # bytes a streaming client sent after its request
         # The peer's port (or, for a socket that is not TCP, its whole address):
         # ``peer`` is made from it when a log line needs it, not kept.
         self._peer_port: int | str = ""
         #: The client's address: the peer's, or the one a trusted proxy reported.
         self.client = ""
-        self.subscriber: Subscriber | None = None
+        #: Its event stream, once it is one: everything the stream is, in one place.
+        self.stream: StreamSession | None = None
 
     @property
     def peer(self) -> str:
@@ -160,6 +156,11 @@ class HttpConnection(DeadlineProtocol):
         if isinstance(self._peer_port, int):
             return f"{self._peer_ip}:{self._peer_port}"
         return self._peer_port
+
+    @property
+    def subscriber(self) -> Subscriber | None:
+        """The stream's subscriber, if the connection is a stream."""
+        return self.stream.subscriber if self.stream is not None else None
 
     @property
     def state(self) -> ConnState:
@@ -225,8 +226,8 @@ class HttpConnection(DeadlineProtocol):
             # A stream's client has nothing more to say; what it sends is discarded
             # unread rather than buffered, and one that keeps talking is cut off.
             self._ignored += len(data)
-            if self._ignored > self._server.config.max_header_size and self.subscriber:
-                self.subscriber.drop("limit")
+            if self._ignored > self._server.config.max_header_size and self.stream:
+                self.stream.subscriber.drop("limit")
             return
         self._receive(data)
 
@@ -260,18 +261,16 @@ class HttpConnection(DeadlineProtocol):
         if self._connection_key is not None:
             server.admission.release_connection(self._connection_key)
             self._connection_key = None
-        if self._stream_key is not None:
-            server.admission.release_stream(self._stream_key)
-            self._stream_key = None
-        if self.subscriber is not None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            server.admission.release_stream(stream.key)
             timed_out = isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT
-            close_stream(server.hub, self.subscriber, timed_out, self._who(), self._loop.time())
-            self.subscriber = None
+            stream.close(timed_out=timed_out, who=self._who(), now=self._loop.time())
         server.forget(self)
 
     def pause_writing(self) -> None:
-        if self.subscriber is not None:
-            self._server.hub.pause(self.subscriber, self._loop.time())
+        if self.stream is not None:
+            self._server.hub.pause(self.stream.subscriber, self._loop.time())
         else:
             # An ordinary client not reading its answers: stop reading and answering
             # its requests until it has drained them.
@@ -279,8 +278,8 @@ class HttpConnection(DeadlineProtocol):
                 self._cycle.hold(_WRITE_PAUSED)
 
     def resume_writing(self) -> None:
-        if self.subscriber is not None:
-            self._server.hub.resume(self.subscriber)
+        if self.stream is not None:
+            self._server.hub.resume(self.stream.subscriber)
         elif self._cycle is not None:
             self._cycle.release(_WRITE_PAUSED)
 
@@ -290,7 +289,6 @@ class HttpConnection(DeadlineProtocol):
         server = self._server
         transport = self._transport
         assert transport is not None
-        self._stream_key = start.stream_key
         headers = SSE_HEADERS
         if server.cors.enabled:
             headers = SSE_HEADERS + server.cors.headers(request.header(b"origin"))
@@ -302,28 +300,28 @@ class HttpConnection(DeadlineProtocol):
         access_logger.info(
             '%s "GET %s HTTP/%s" 200 stream', self._who(), redact_target(request.target), version
         )
-        self.subscriber = open_stream(
+        now = self._loop.time()
+        self.stream = stream = StreamSession(
             server.hub,
             transport,
             start,
             head=head,
             chunked=chunked,
             retry=server.config.retry,
-            now=self._loop.time(),
+            now=now,
+            wall_now=time.time(),
             spawn=server.spawn,
         )
-        grants = start.grants
-        if grants is not None and grants.expires_at is not None:
-            # Time the stream's end to its token's expiry, with a notice ahead of it.
-            remaining = max(0.0, grants.expires_at - time.time())
-            self._expires_at = self._loop.time() + remaining
-            self._set_deadline(max(0.0, remaining - server.config.token_expiry_notice))
+        # Time the stream's end to its token's expiry, with a notice ahead of it.
+        first = stream.first_timer(now, server.config.token_expiry_notice)
+        if first is not None:
+            self._set_deadline(first)
 
     def _on_stream_timer(self) -> None:
         """The notice that the token is about to expire, then, at expiry, the end."""
-        if self.subscriber is None or self._expires_at is None:
+        if self.stream is None:
             return
-        self._expires_at, wait = on_expiry(self.subscriber, self._expires_at, self._loop.time())
+        wait = self.stream.timer_fired(self._loop.time())
         if wait is None:
             self._set_state(ConnState.CLOSING)
         else:
@@ -331,8 +329,8 @@ class HttpConnection(DeadlineProtocol):
 
     def finish_stream(self, window_ms: int) -> None:
         """End the stream for shutdown, telling the client when to come back."""
-        if self.subscriber is not None:
-            finish_with_retry(self.subscriber, window_ms, "shutdown")
+        if self.stream is not None:
+            self.stream.finish(window_ms)
             self._set_state(ConnState.CLOSING)
 
     # -- closing --------------------------------------------------------------------------
@@ -376,8 +374,8 @@ class HttpConnection(DeadlineProtocol):
 
     def abort(self, reason: str = "shutdown") -> None:
         """Drop the connection at once, whatever it is doing."""
-        if self.subscriber is not None:
-            self.subscriber.end(reason)
+        if self.stream is not None:
+            self.stream.subscriber.end(reason)
         if self._state is not ConnState.CLOSED:
             self._set_state(ConnState.CLOSING)
             if self._transport is not None:

@@ -13,6 +13,7 @@ not "fix" this by sending events through h11.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rawsse.backends.base import NOTHING, Replay
 from rawsse.errors import BackendUnavailable
 from rawsse.events import RESERVED_EVENT_PREFIX, encode_comment, encode_event, encode_retry
-from rawsse.hub.subscriber import Subscriber
+from rawsse.hub.subscriber import Subscriber, finish_with_retry
 from rawsse.policy.limits import BACKEND_RETRY_WAIT, stream_retry_ms
 
 if TYPE_CHECKING:
@@ -33,10 +34,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTH_EXPIRING_EVENT",
+    "Expiry",
+    "StreamSession",
     "StreamStart",
-    "close_stream",
     "expiry_notice",
-    "on_expiry",
     "open_stream",
 ]
 
@@ -156,42 +157,105 @@ async def _replay_when_read(
     _replay(subscriber, first, replay)
 
 
-def on_expiry(subscriber: Subscriber, expires_at: float, now: float) -> tuple[float, float | None]:
-    """The stream's token-expiry timer fired. First (``expires_at`` positive) the
-    notice goes out; then, at expiry, the stream ends.
-
-    Returns:
-        The new ``expires_at`` (negated once the notice went out), and the seconds to
-        the next firing, or ``None`` once the stream has ended.
-    """
-    if expires_at > 0:
-        subscriber.send_own(expiry_notice(expires_at - now))
-        if expires_at > now:
-            return -expires_at, expires_at - now
-    subscriber.finish(b"", "auth_expired")
-    return -abs(expires_at), None
-
-
-def close_stream(hub: Hub, subscriber: Subscriber, timed_out: bool, who: str, now: float) -> None:
-    """The stream's connection is gone: leave the hub, count and log why."""
-    hub.unsubscribe(subscriber)
-    # Before anything awaited for it (the backend getting ready, a replay) comes back:
-    # then it must find a stream that is over, not subscribe or write to a dead socket.
-    subscriber.gone("dead_peer" if timed_out else "client_closed")
-    reason = subscriber.close_reason or "client_closed"
-    hub.count_disconnect(reason)
-    access_logger.info(
-        "%s stream closed topics=%s reason=%s duration=%.1fs bytes=%d",
-        who,
-        ",".join(subscriber.topics),
-        reason,
-        now - subscriber.started_at,
-        subscriber.sent,
-    )
-
-
 def expiry_notice(expires_in: float) -> bytes:
     """The ``rawsse-auth-expiring`` event, ``expires_in`` seconds before expiry. It has
     no id, so that the client's ``Last-Event-ID`` stays where it is."""
     notice = {"reason": "token_expiring", "expires_in_ms": max(0, round(expires_in * 1000))}
     return encode_event(json.dumps(notice), event=AUTH_EXPIRING_EVENT)
+
+
+class Expiry(enum.Enum):
+    """Where a stream stands with its token's expiry."""
+
+    NONE = "none"  #: no expiry: no token, or one without ``exp``
+    NOTICE_DUE = "notice due"  #: the ``rawsse-auth-expiring`` notice is still to go out
+    NOTICE_SENT = "notice sent"  #: it went out; at expiry the stream ends
+
+
+class StreamSession:
+    """One event stream from its admission to its close: its subscriber, the key it
+    counts under in the stream caps, its token's expiry and notice, and the accounting
+    of its end. The connection holds one reference to it and calls it from its
+    callbacks; the session never reads the socket.
+
+    Args:
+        hub: where the stream is subscribed.
+        transport: the connection's.
+        start: what admission decided (:class:`StreamStart`).
+        head: the response head, written at once or once the backend is ready.
+        chunked: whether the body is chunked (HTTP/1.1) or close-delimited.
+        retry: the ``retry:`` to send first, if any.
+        now: the loop's time; ``wall_now``: Unix time, for the token's ``exp``.
+        spawn: runs a coroutine as a task the server owns.
+    """
+
+    __slots__ = ("subscriber", "key", "expiry", "_hub", "_expires_at")
+
+    def __init__(
+        self,
+        hub: Hub,
+        transport: asyncio.Transport,
+        start: StreamStart,
+        *,
+        head: bytes,
+        chunked: bool,
+        retry: int | None,
+        now: float,
+        wall_now: float,
+        spawn: Spawn,
+    ) -> None:
+        self._hub = hub
+        self.key = start.stream_key
+        self.subscriber = open_stream(
+            hub, transport, start, head=head, chunked=chunked, retry=retry, now=now, spawn=spawn
+        )
+        self.expiry = Expiry.NONE
+        self._expires_at = 0.0  # the loop's time the token expires (with an expiry)
+        grants = start.grants
+        if grants is not None and grants.expires_at is not None:
+            self.expiry = Expiry.NOTICE_DUE
+            self._expires_at = now + max(0.0, grants.expires_at - wall_now)
+
+    def first_timer(self, now: float, notice_before: float) -> float | None:
+        """Seconds until the token's notice is due (``notice_before`` its expiry), or
+        ``None`` when the stream does not expire."""
+        if self.expiry is Expiry.NONE:
+            return None
+        return max(0.0, self._expires_at - now - notice_before)
+
+    def timer_fired(self, now: float) -> float | None:
+        """The stream's timer fired: the notice goes out (then the seconds to expiry),
+        or, at expiry, the stream ends (then ``None``)."""
+        if self.expiry is Expiry.NOTICE_DUE:
+            self.subscriber.send_own(expiry_notice(self._expires_at - now))
+            self.expiry = Expiry.NOTICE_SENT
+            if self._expires_at > now:
+                return self._expires_at - now
+        if self.expiry is Expiry.NONE:
+            return None
+        self.subscriber.finish(b"", "auth_expired")
+        return None
+
+    def finish(self, window_ms: int) -> None:
+        """End the stream for shutdown, telling the client when to come back."""
+        finish_with_retry(self.subscriber, window_ms, "shutdown")
+
+    def close(self, *, timed_out: bool, who: str, now: float) -> None:
+        """The connection is gone: leave the hub, and count and log why the stream
+        ended (its key is released by the caller, which counted it)."""
+        hub, subscriber = self._hub, self.subscriber
+        hub.unsubscribe(subscriber)
+        # Before anything awaited for it (the backend getting ready, a replay) comes
+        # back: then it must find a stream that is over, not subscribe or write to a
+        # dead socket.
+        subscriber.gone("dead_peer" if timed_out else "client_closed")
+        reason = subscriber.close_reason or "client_closed"
+        hub.count_disconnect(reason)
+        access_logger.info(
+            "%s stream closed topics=%s reason=%s duration=%.1fs bytes=%d",
+            who,
+            ",".join(subscriber.topics),
+            reason,
+            now - subscriber.started_at,
+            subscriber.sent,
+        )
