@@ -10,13 +10,16 @@ import secrets
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawsse.cli.logs import LOG_FORMATS, configure
 from rawsse.config import Config
 from rawsse.errors import ConfigError
 from rawsse.server.loops import LOOP_CHOICES, loop_factory
 from rawsse.version import __version__
+
+if TYPE_CHECKING:
+    from rawsse.server.server import Server
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -302,8 +305,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return probe(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    demo = not args.no_demo
     try:
+        hub = _HubSettings.from_args(args)
+    except (ConfigError, ImportError, ValueError) as exc:
+        parser.error(str(exc))
+    refused = _workers_refused(args.workers, hub.config)
+    if refused is not None:
+        if args.workers < 1:
+            parser.error(refused)
+        print(f"rawsse: error: {refused}", file=sys.stderr)
+        return 2
+    configure(args.log_level, args.log_format)
+    if args.workers == 1:
+        return hub.serve(0)
+    from rawsse.cli.workers import can_bind, supervise
+
+    try:
+        can_bind(hub.config.host, hub.config.port)
+    except OSError as exc:
+        return _cannot_listen(exc)
+    return supervise(args.workers, hub.serve, shutdown_timeout=hub.config.shutdown_timeout)
+
+
+@dataclasses.dataclass(frozen=True)
+class _HubSettings:
+    """What the command line decided: the configuration (with the publish key, made up
+    when none was given), and how to serve it."""
+
+    config: Config
+    key: str
+    generated: bool
+    demo: bool
+    loop: str
+    loop_name: str
+    workers: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _HubSettings:
+        """Build and check the configuration now, so that a bad value, a bad key or a
+        missing extra is a usage error before anything starts.
+
+        Raises:
+            ConfigError, ImportError, ValueError: the offending setting, with why.
+        """
         values = config_values(args)
         key, generated = values["publish_key"], False
         if not key:
@@ -312,78 +356,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config.jwt_secret is not None or config.jwt_public_key is not None:
             from rawsse.policy.auth import Authorizer
 
-            Authorizer(config)  # a bad key or a missing PyJWT is a usage error, now
+            Authorizer(config)  # a bad key or a missing PyJWT
         if config.redis is not None:
             from rawsse.backends.factory import backend_for
 
-            backend_for(config)  # a missing extra or a malformed URL is a usage error, now
-        new_loop = loop_factory(args.loop)
-    except (ConfigError, ImportError, ValueError) as exc:
-        parser.error(str(exc))
-    if args.workers < 1:
-        parser.error(f"--workers must be at least 1, got {args.workers}")
-    if args.workers > 1 and config.redis is None:
-        print(
-            "rawsse: error: --workers needs --redis: separate processes share events only "
-            "through Redis",
-            file=sys.stderr,
-        )
-        return 2
-    if args.workers > 1 and config.port == 0:
-        print("rawsse: error: --workers needs a fixed --port, not 0", file=sys.stderr)
-        return 2
-    configure(args.log_level, args.log_format)
-    from rawsse.cli.demo import demo_page, demo_producer, stats_producer
-    from rawsse.server.server import Server, run
+            backend_for(config)  # a missing extra or a malformed URL
+        loop_name = loop_factory(args.loop).__module__.split(".")[0]
+        return cls(config, key, generated, not args.no_demo, args.loop, loop_name, args.workers)
 
-    loop_name = new_loop.__module__.split(".")[0]
-    workers = args.workers
+    def serve(self, index: int) -> int:
+        """Serve as worker ``index`` (the first prints the banner and runs the demo)
+        until a signal; the exit status."""
+        from rawsse.cli.demo import demo_page
+        from rawsse.server.server import run
 
-    def serve(index: int) -> int:
-        worker_config = config
+        config = self.config
         if config.metrics_port:
-            worker_config = config.replace(metrics_port=config.metrics_port + index)
-
-        def on_start(server: Server) -> None:
-            if index > 0:
-                return  # one demo producer and one banner, from the first worker
-            if demo:
-                server.spawn(demo_producer(server.hub), name="demo-producer")
-                server.spawn(stats_producer(server.hub), name="stats-producer")
-            print(
-                banner(
-                    server.url,
-                    key,
-                    generated,
-                    demo,
-                    loop_name,
-                    token_recipe(config, "demo" if demo else "news"),
-                    _workers_line(workers, config.metrics_port),
-                ),
-                flush=True,
-            )
-
+            config = config.replace(metrics_port=config.metrics_port + index)
         try:
             return run(
-                worker_config,
-                loop=args.loop,
-                demo_page=demo_page() if demo else None,
-                on_start=on_start,
-                reuse_port=workers > 1,
+                config,
+                loop=self.loop,
+                demo_page=demo_page() if self.demo else None,
+                on_start=self._on_start if index == 0 else None,
+                reuse_port=self.workers > 1,
             )
         except OSError as exc:
             return _cannot_listen(exc)
 
-    if workers == 1:
-        return serve(0)
-    from rawsse.cli.workers import can_bind, supervise
+    def _on_start(self, server: Server) -> None:
+        from rawsse.cli.demo import demo_producer, stats_producer
 
-    try:
-        can_bind(config.host, config.port)
-    except OSError as exc:
-        return _cannot_listen(exc)
+        if self.demo:
+            server.spawn(demo_producer(server.hub), name="demo-producer")
+            server.spawn(stats_producer(server.hub), name="stats-producer")
+        topic = "demo" if self.demo else "news"
+        print(
+            banner(
+                server.url,
+                self.key,
+                self.generated,
+                self.demo,
+                self.loop_name,
+                token_recipe(self.config, topic),
+                _workers_line(self.workers, self.config.metrics_port),
+            ),
+            flush=True,
+        )
 
-    return supervise(workers, serve, shutdown_timeout=config.shutdown_timeout)
+
+def _workers_refused(workers: int, config: Config) -> str | None:
+    """Why ``--workers`` cannot be served with ``config``, or ``None``."""
+    if workers < 1:
+        return f"--workers must be at least 1, got {workers}"
+    if workers > 1 and config.redis is None:
+        return "--workers needs --redis: separate processes share events only through Redis"
+    if workers > 1 and config.port == 0:
+        return "--workers needs a fixed --port, not 0"
+    return None
 
 
 def _cannot_listen(exc: OSError) -> int:

@@ -551,6 +551,7 @@ class Exchange:
 
 _END = h11.EndOfMessage()
 
+
 class Stage(enum.Enum):
     """Where a request read without h11's connection stands (``Exchange._stage``)."""
 
