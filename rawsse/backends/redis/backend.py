@@ -49,6 +49,7 @@ from rawsse.backends.base import (
     nothing,
 )
 from rawsse.backends.redis.calls import ScriptCalls
+from rawsse.backends.redis.listening import Listening
 from rawsse.backends.redis.pubsub import PubSubConnection
 from rawsse.backends.redis.scripts import MARK, PUBLISH, READ
 from rawsse.backends.redis.wire import Keys, decode_message, encode_body, record_of
@@ -146,16 +147,9 @@ class RedisBackend(Backend):
             on_message=self._on_message,
             on_lost=self._on_lost,
         )
-        self._topics: set[str] = set()  # topics whose channels are wanted
-        self._confirmed: set[str] = set()  # ... whose subscription took effect
-        self._expected: dict[str, int] = {}  # confirmations still to come, per topic
-        self._unconfirmed = 0  # wanted topics not confirmed
-        self._marks_subscribed = False
-        self._idle: dict[str, float] = {}  # topic → when it lost its local subscribers
-        self._waiters: list[_Waiter] = []
-        self._next_token = 1
+        # What this process listens to and when it may mark (sans I/O: listening.py).
+        self._listening: Listening[_Waiter] = Listening()
         self._check_scheduled = False
-        self._catch_up_token: int | None = None
         self._buffer: list[tuple[bool, bytes]] = []  # (is_mark, message) while not live
         self._lost_at: float | None = None
         self._connections = 0  # Pub/Sub connections made: a catch-up belongs to one
@@ -193,11 +187,11 @@ class RedisBackend(Backend):
             self._sweeper.cancel()
         error = BackendUnavailable("closing")
         self._calls.fail_pending(error)
-        for waiter in self._waiters:
+        for waiter in self._listening.waiters:
             if not waiter.future.done():
                 waiter.future.set_exception(error)
                 waiter.future.exception()  # retrieved: whoever waits sees it, or no one
-        self._waiters.clear()
+        self._listening.waiters.clear()
         await self._pubsub.close()
         for task in list(self._tasks):
             task.cancel()
@@ -275,17 +269,15 @@ class RedisBackend(Backend):
         this process); else subscribe to what is new and wait for a mark after it."""
         if not self._live:
             raise BackendUnavailable("redis unavailable")
-        new = [topic for topic in topics if topic not in self._topics]
+        loop = asyncio.get_running_loop()
+        listening = self._listening
+        new = listening.want(topics, loop.time())  # swept unless a subscriber joins them
         if new:
-            now = asyncio.get_running_loop().time()
-            for topic in new:
-                self._want(topic)
-                self._idle[topic] = now  # swept unless a subscriber joins it
             self._pubsub.subscribe(self.keys.channel(topic) for topic in new)
-        elif all(topic in self._confirmed for topic in topics) and not self._ahead(last_event_id):
+        elif listening.live(topics) and not self._ahead(last_event_id):
             return None
-        waiter = _Waiter(topics, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
+        waiter = _Waiter(topics, loop.create_future())
+        listening.waiters.append(waiter)
         self._schedule_check()
         return self._wait(waiter)
 
@@ -305,35 +297,18 @@ class RedisBackend(Backend):
         except asyncio.TimeoutError:
             raise BackendUnavailable("redis did not answer in time") from None
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            if waiter in self._listening.waiters:
+                self._listening.waiters.remove(waiter)
 
     def unlisten(self, topic: str) -> None:
         """The topic lost its local subscribers: unsubscribe after ``linger``."""
-        self._idle[topic] = asyncio.get_running_loop().time()
-
-    def _want(self, topic: str) -> None:
-        self._topics.add(topic)
-        self._unconfirmed += 1
-        self._expected[topic] = self._expected.get(topic, 0) + 1
+        self._listening.idle(topic, asyncio.get_running_loop().time())
 
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        gone = [t for t, since in self._idle.items() if now - since >= self._linger]
-        dropped = []
-        for topic in gone:
-            del self._idle[topic]
-            if self.hub.has_topic(topic) or topic not in self._topics:
-                continue
-            self._topics.discard(topic)
-            if topic in self._confirmed:
-                self._confirmed.discard(topic)
-            else:
-                self._unconfirmed -= 1
-            dropped.append(self.keys.channel(topic))
+        dropped = self._listening.sweep(loop.time(), self._linger, self.hub.has_topic)
         if dropped:
-            self._pubsub.unsubscribe(dropped)
+            self._pubsub.unsubscribe([self.keys.channel(topic) for topic in dropped])
         self._sweeper = loop.call_later(self._linger / 2, self._sweep)
 
     # -- the Pub/Sub connection's events ------------------------------------------------------
@@ -342,15 +317,9 @@ class RedisBackend(Backend):
         """A new connection: subscribe to everything again, then catch up."""
         self._connections += 1
         self._live = False
-        self._confirmed.clear()
-        self._expected = dict.fromkeys(self._topics, 1)
-        self._unconfirmed = len(self._topics)
-        self._marks_subscribed = False
         self._buffer.clear()
-        for waiter in self._waiters:
-            waiter.token = None
-        self._catch_up_token = -1  # a catch-up mark is needed once subscribed
-        self._pubsub.subscribe([self._marks_channel, *map(self.keys.channel, self._topics)])
+        topics = self._listening.connected()  # a catch-up mark is needed once subscribed
+        self._pubsub.subscribe([self._marks_channel, *map(self.keys.channel, topics)])
 
     def _on_lost(self, exc: BaseException) -> None:
         if self._live or self._lost_at is None:
@@ -361,23 +330,15 @@ class RedisBackend(Backend):
                 self._where(),
                 str(exc) or type(exc).__name__,
                 self.hub.subscriber_count,
-                sum(1 for t in self._topics if self.hub.has_topic(t)),
+                sum(1 for t in self._listening.wanted if self.hub.has_topic(t)),
             )
         self._live = False
 
     def _on_subscribed(self, channel: bytes) -> None:
         if channel == self._marks_channel_bytes:
-            self._marks_subscribed = True
+            self._listening.marks_subscribed = True
         else:
-            topic = self.keys.topic_of(channel.decode("utf-8"))
-            left = self._expected.get(topic, 0) - 1
-            if left > 0:
-                self._expected[topic] = left
-            else:
-                self._expected.pop(topic, None)
-                if topic in self._topics and topic not in self._confirmed:
-                    self._confirmed.add(topic)
-                    self._unconfirmed -= 1
+            self._listening.subscribed(self.keys.topic_of(channel.decode("utf-8")))
         self._schedule_check()
 
     def _schedule_check(self) -> None:
@@ -388,19 +349,10 @@ class RedisBackend(Backend):
     def _check(self) -> None:
         """Send a mark if a catch-up or a waiter has all it needs subscribed."""
         self._check_scheduled = False
-        if not self._marks_subscribed or not self._pubsub.connected:
+        if not self._pubsub.connected:
             return
-        token = self._next_token
-        needed = False
-        if self._catch_up_token == -1 and self._unconfirmed == 0:
-            self._catch_up_token = token
-            needed = True
-        for waiter in self._waiters:
-            if waiter.token is None and all(t in self._confirmed for t in waiter.topics):
-                waiter.token = token
-                needed = True
-        if needed:
-            self._next_token += 1
+        token = self._listening.mark_due()
+        if token is not None:
             self._send_mark(token)
 
     def _send_mark(self, token: int) -> None:
@@ -414,11 +366,7 @@ class RedisBackend(Backend):
             return
         logger.debug("mark %d failed: %r", token, answer.exception())
         # Ask again later: whatever waited on this mark waits on a new one.
-        if self._catch_up_token == token:
-            self._catch_up_token = -1
-        for waiter in self._waiters:
-            if waiter.token == token:
-                waiter.token = None
+        self._listening.mark_failed(token)
         asyncio.get_running_loop().call_later(self._timeout / 4, self._schedule_check)
 
     def _on_message(self, channel: bytes, message: bytes) -> None:
@@ -440,9 +388,7 @@ class RedisBackend(Backend):
 
     def _on_mark(self, message: bytes) -> None:
         token = int(message.rsplit(b" ", 1)[1])
-        catch_up = self._catch_up_token
-        if catch_up is not None and catch_up != -1 and token >= catch_up:
-            self._catch_up_token = None
+        if self._listening.catches_up(token):
             self._spawn(self._catch_up(message, token, len(self._buffer)))
             return
         if not self._live:
@@ -457,9 +403,8 @@ class RedisBackend(Backend):
         if epoch != self.epoch:
             self._new_epoch(epoch)
         self.watermark = max(self.watermark, counter)
-        token = int(token_bytes)
-        for waiter in self._waiters:
-            if waiter.token is not None and waiter.token <= token and not waiter.future.done():
+        for waiter in self._listening.released(int(token_bytes)):
+            if not waiter.future.done():
                 waiter.future.set_result(None)
 
     def _new_epoch(self, epoch: str) -> None:
@@ -527,7 +472,7 @@ class RedisBackend(Backend):
     async def _read_missed(self, upto: int, into: dict[int, Record]) -> list[str]:
         """Read every wanted topic's events after the watermark up to ``upto`` into
         ``into``; return the topics with a hole (events trimmed that were not delivered)."""
-        topics = sorted(self._topics)
+        topics = sorted(self._listening.wanted)
         chunks = [topics[i : i + TOPICS_PER_READ] for i in range(0, len(topics), TOPICS_PER_READ)]
         answers = [self._read(chunk, "", self.watermark, upto) for chunk in chunks]
         holes: list[str] = []
