@@ -160,7 +160,7 @@ class HttpConnection(DeadlineProtocol):
     @property
     def subscriber(self) -> Subscriber | None:
         """The stream's subscriber, if the connection is a stream."""
-        return self.stream.subscriber if self.stream is not None else None
+        return self.stream
 
     @property
     def state(self) -> ConnState:
@@ -227,7 +227,7 @@ class HttpConnection(DeadlineProtocol):
             # unread rather than buffered, and one that keeps talking is cut off.
             self._ignored += len(data)
             if self._ignored > self._server.config.max_header_size and self.stream:
-                self.stream.subscriber.drop("limit")
+                self.stream.drop("limit")
             return
         self._receive(data)
 
@@ -265,12 +265,12 @@ class HttpConnection(DeadlineProtocol):
         if stream is not None:
             server.admission.release_stream(stream.key)
             timed_out = isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT
-            stream.close(timed_out=timed_out, who=self._who(), now=self._loop.time())
+            stream.close(server.hub, timed_out=timed_out, who=self._who(), now=self._loop.time())
         server.forget(self)
 
     def pause_writing(self) -> None:
         if self.stream is not None:
-            self._server.hub.pause(self.stream.subscriber, self._loop.time())
+            self._server.hub.pause(self.stream, self._loop.time())
         else:
             # An ordinary client not reading its answers: stop reading and answering
             # its requests until it has drained them.
@@ -279,7 +279,7 @@ class HttpConnection(DeadlineProtocol):
 
     def resume_writing(self) -> None:
         if self.stream is not None:
-            self._server.hub.resume(self.stream.subscriber)
+            self._server.hub.resume(self.stream)
         elif self._cycle is not None:
             self._cycle.release(_WRITE_PAUSED)
 
@@ -330,7 +330,7 @@ class HttpConnection(DeadlineProtocol):
     def finish_stream(self, window_ms: int) -> None:
         """End the stream for shutdown, telling the client when to come back."""
         if self.stream is not None:
-            self.stream.finish(window_ms)
+            self.stream.finish_for_shutdown(window_ms)
             self._set_state(ConnState.CLOSING)
 
     # -- closing --------------------------------------------------------------------------
@@ -375,7 +375,7 @@ class HttpConnection(DeadlineProtocol):
     def abort(self, reason: str = "shutdown") -> None:
         """Drop the connection at once, whatever it is doing."""
         if self.stream is not None:
-            self.stream.subscriber.end(reason)
+            self.stream.end(reason)
         if self._state is not ConnState.CLOSED:
             self._set_state(ConnState.CLOSING)
             if self._transport is not None:

@@ -28,11 +28,7 @@ def session(grants: Grants | None, **config: Any) -> tuple[Hub, StreamSession, R
 
 def test_a_stream_without_expiry_has_no_timer() -> None:
     hub, stream, transport = session(Grants("anyone", subscribe=("*",)))
-    assert (stream.expiry, stream.first_timer(100.0, 30.0), stream.key) == (
-        Expiry.NONE,
-        None,
-        "key-1",
-    )
+    assert (stream.expiry, stream.first_timer(100.0, 30.0), stream.key) == (None, None, "key-1")
     assert transport.writes == [b"HEAD"] and hub.subscriber_count == 1
     assert stream.timer_fired(200.0) is None and not transport.closed
 
@@ -40,15 +36,15 @@ def test_a_stream_without_expiry_has_no_timer() -> None:
 def test_the_notice_comes_ahead_of_expiry_then_the_stream_ends() -> None:
     """Token expiring at wall time 5600 (600 s from wall_now), notice 30 s before."""
     _, stream, transport = session(Grants("u", subscribe=("*",), expires_at=5600.0))
-    assert stream.expiry is Expiry.NOTICE_DUE
+    assert stream.expiry is not None and stream.expiry.state is Expiry.NOTICE_DUE
     assert stream.first_timer(100.0, 30.0) == pytest.approx(570.0)
     assert stream.timer_fired(670.0) == pytest.approx(30.0)  # the notice, 30 s ahead
-    assert stream.expiry is Expiry.NOTICE_SENT
+    assert stream.expiry.state is Expiry.NOTICE_SENT
     assert AUTH_EXPIRING_EVENT.encode() in transport.writes[-1]
     assert b'"expires_in_ms": 30000' in transport.writes[-1]
     assert stream.timer_fired(700.0) is None  # expiry: the stream ends cleanly
     assert transport.closed and transport.writes[-1].endswith(CHUNKED_END)
-    assert stream.subscriber.close_reason == "auth_expired"
+    assert stream.close_reason == "auth_expired"
 
 
 def test_a_token_already_past_its_notice_gets_it_at_once_and_ends_at_expiry() -> None:
@@ -60,6 +56,6 @@ def test_a_token_already_past_its_notice_gets_it_at_once_and_ends_at_expiry() ->
 
 def test_close_leaves_the_hub_and_counts_the_reason() -> None:
     hub, stream, _ = session(None)
-    stream.close(timed_out=True, who="127.0.0.1:5555", now=160.0)
+    stream.close(hub, timed_out=True, who="127.0.0.1:5555", now=160.0)
     assert hub.subscriber_count == 0
     assert {k: v for k, v in hub.metrics.disconnects.items() if v} == {"dead_peer": 1}
