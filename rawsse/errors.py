@@ -52,13 +52,18 @@ class RequestError(RawSSEError):
         status: the HTTP status code (4xx, 5xx).
         close: whether the connection must close after the answer (a request that could
             not be read to its end, or whose framing cannot be trusted).
+        label: the reason a refused stream request counts under in
+            ``rawsse_rejected_total`` (``None``: ``bad_request``).
     """
 
-    def __init__(self, reason: str, status: int = 400, *, close: bool = False) -> None:
+    def __init__(
+        self, reason: str, status: int = 400, *, close: bool = False, label: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.close = close
+        self.label = label
 
 
 class PayloadTooLarge(RequestError):

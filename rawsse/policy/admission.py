@@ -56,10 +56,10 @@ class Refused(RequestError):
         status: int = 429,
         label: str = "limit",
     ) -> None:
-        super().__init__(reason, status, close=close)
+        super().__init__(reason, status, close=close, label=label)
         self.wait = wait
         self.retry_ms = retry_ms
-        self.label = label
+        self.label: str = label
 
 
 class Admission:

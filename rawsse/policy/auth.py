@@ -66,7 +66,7 @@ class AuthError(RequestError):
     """
 
     def __init__(self, reason: str, status: int = 401, *, missing: bool = False) -> None:
-        super().__init__(reason, status)
+        super().__init__(reason, status, label="auth")
         if missing:
             self.challenge = b"Bearer"
         elif status == 403:

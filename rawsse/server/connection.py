@@ -574,9 +574,12 @@ class RequestCycle:
                 request, client=conn.client, trusted=conn._trusted_peer, now=conn._loop.time()
             )
         except RequestError as exc:
-            if isinstance(exc, Refused):
-                server.hub.metrics.rejected[exc.label] += 1
-            self.reply(error_reply(exc, stream=router.is_stream(request)), request)
+            # Where a refusal becomes an answer, it is counted: a stream request's for
+            # whatever reason, any request's over a limit.
+            stream = router.is_stream(request)
+            if stream or isinstance(exc, Refused):
+                server.hub.metrics.rejected[exc.label or "bad_request"] += 1
+            self.reply(error_reply(exc, stream=stream), request)
             return
         if isinstance(outcome, StreamStart):
             conn._start_stream(self.exchange, request, outcome)

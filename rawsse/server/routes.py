@@ -241,33 +241,23 @@ class Router:
         self, request: Request, query: Query, *, client: str, trusted: bool, now: float
     ) -> Reply | StreamStart:
         server = self._server
-        metrics = server.hub.metrics
-        try:
-            topics = parse_topics(query.get("topic", []), server.config.max_topics)
-        except RequestError:
-            metrics.rejected["bad_request"] += 1
-            raise
+        topics = parse_topics(query.get("topic", []), server.config.max_topics)
         if server.draining:
-            metrics.rejected["draining"] += 1
-            raise RequestError("shutting down", 503, close=True)
+            raise RequestError("shutting down", 503, close=True, label="draining")
         if not server.hub.backend.healthy:
             raise server.admission.backend_unavailable()
-        try:
-            if request.method == b"HEAD":
-                server.admission.stream_grants(request, query, topics)
-                return Reply(200, content_type=None, headers=tuple(SSE_HEADERS))
-            grants, key = server.admission.stream(
-                request,
-                query,
-                topics,
-                client=client,
-                trusted=trusted,
-                now=now,
-                open_streams=server.hub.subscriber_count,
-            )
-        except AuthError:
-            metrics.rejected["auth"] += 1
-            raise
+        if request.method == b"HEAD":
+            server.admission.stream_grants(request, query, topics)
+            return Reply(200, content_type=None, headers=tuple(SSE_HEADERS))
+        grants, key = server.admission.stream(
+            request,
+            query,
+            topics,
+            client=client,
+            trusted=trusted,
+            now=now,
+            open_streams=server.hub.subscriber_count,
+        )
         raw_id = request.header(b"last-event-id")
         if raw_id is not None:
             last_event_id: str | None = raw_id.decode("utf-8", "replace")
