@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rawsse.errors import RequestError
 from rawsse.h1.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
@@ -117,11 +117,11 @@ class HttpConnection(DeadlineProtocol):
     __slots__ = (
         "_server",
         "_router",
-        "_transport",
-        "_cycle",
-        "_state",
-        "_peer_ip",
-        "_trusted_peer",
+        "transport",
+        "cycle",
+        "state",
+        "peer_ip",
+        "trusted_peer",
         "_connection_key",
         "_ignored",
         "client",
@@ -134,12 +134,12 @@ class HttpConnection(DeadlineProtocol):
         self._server = server
         # One router per listener, shared by its connections.
         self._router = server.router if router is None else router
-        self._transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport | None = None
         # Its ordinary requests, until it becomes a stream (or closes).
-        self._cycle: RequestCycle | None = None
-        self._state = ConnState.IDLE
-        self._peer_ip = ""
-        self._trusted_peer = False
+        self.cycle: RequestCycle | None = None
+        self.state = ConnState.IDLE
+        self.peer_ip = ""
+        self.trusted_peer = False
         self._connection_key: str | None = None  # counted in the per-address sockets
         self._ignored = 0  # bytes a streaming client sent after its request
         # The peer's port (or, for a socket that is not TCP, its whole address):
@@ -154,7 +154,7 @@ class HttpConnection(DeadlineProtocol):
     def peer(self) -> str:
         """The peer's ``address:port``, for logs."""
         if isinstance(self._peer_port, int):
-            return f"{self._peer_ip}:{self._peer_port}"
+            return f"{self.peer_ip}:{self._peer_port}"
         return self._peer_port
 
     @property
@@ -162,13 +162,8 @@ class HttpConnection(DeadlineProtocol):
         """The stream's subscriber, if the connection is a stream."""
         return self.stream
 
-    @property
-    def state(self) -> ConnState:
-        """The connection's current state."""
-        return self._state
-
-    def _set_state(self, state: ConnState, idle_timeout: float | None = None) -> None:
-        self._state = state
+    def set_state(self, state: ConnState, idle_timeout: float | None = None) -> None:
+        self.state = state
         config = self._server.config
         if state is ConnState.IDLE:
             self._set_deadline(config.keepalive_timeout if idle_timeout is None else idle_timeout)
@@ -187,20 +182,20 @@ class HttpConnection(DeadlineProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport but implement it.
         transport = cast(asyncio.Transport, transport)
-        self._transport = transport
+        self.transport = transport
         server = self._server
         config = server.config
-        self._peer_ip, self._peer_port = _peer_of(transport)
-        self.client = self._peer_ip
-        admitted = server.admission.connection(self._peer_ip, self._loop.time())
+        self.peer_ip, self._peer_port = _peer_of(transport)
+        self.client = self.peer_ip
+        admitted = server.admission.connection(self.peer_ip, self._loop.time())
         if admitted is None:
             # One address holding this many sockets is not a browser: close at once,
             # before the connection costs a request timeout.
             server.hub.metrics.rejected["limit"] += 1
-            self._set_state(ConnState.CLOSING)
+            self.set_state(ConnState.CLOSING)
             transport.abort()
             return
-        self._trusted_peer, self._connection_key, throttled_for = admitted
+        self.trusted_peer, self._connection_key, throttled_for = admitted
         if not INHERITS_SOCKET_OPTIONS:
             # Elsewhere than Linux, each accepted socket is tuned (the listener is too).
             sock = transport.get_extra_info("socket")
@@ -215,14 +210,14 @@ class HttpConnection(DeadlineProtocol):
             streams_body=self._router.streams_body,
             max_streamed_size=config.max_batch_size,
         )
-        self._cycle = RequestCycle(self, exchange, throttled_for)
+        self.cycle = RequestCycle(self, server, self._router, self._loop, exchange, throttled_for)
         server.connections.add(self)
         # A new connection gets the request timeout, not the keep-alive one: a client
         # that connects and says nothing is a slowloris until proven otherwise.
-        self._set_state(ConnState.IDLE, config.request_timeout)
+        self.set_state(ConnState.IDLE, config.request_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._state is not ConnState.IDLE and self._state is not ConnState.REQUEST:
+        if self.state is not ConnState.IDLE and self.state is not ConnState.REQUEST:
             # A stream's client has nothing more to say; what it sends is discarded
             # unread rather than buffered, and one that keeps talking is cut off.
             self._ignored += len(data)
@@ -232,28 +227,28 @@ class HttpConnection(DeadlineProtocol):
         self._receive(data)
 
     def eof_received(self) -> bool | None:
-        if self._state is ConnState.REQUEST:
+        if self.state is ConnState.REQUEST:
             self._receive(b"")
         return None  # close our side too
 
     def _receive(self, data: bytes) -> None:
         try:
-            if self._state is ConnState.IDLE:
-                self._set_state(ConnState.REQUEST)
-            elif self._cycle is not None and self._cycle.batch is not None:
+            if self.state is ConnState.IDLE:
+                self.set_state(ConnState.REQUEST)
+            elif self.cycle is not None and self.cycle.batch is not None:
                 # A batch's body may stream for as long as it keeps coming: the request
                 # timeout is the longest silence within it.
                 self._set_deadline(self._server.config.request_timeout)
-            assert self._cycle is not None
-            self._cycle.exchange.receive(data)
-            self._cycle.process()
+            assert self.cycle is not None
+            self.cycle.exchange.receive(data)
+            self.cycle.process()
         except Exception:
-            self._crash()
+            self.crash()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._set_state(ConnState.CLOSED)
+        self.set_state(ConnState.CLOSED)
         server = self._server
-        cycle, self._cycle = self._cycle, None
+        cycle, self.cycle = self.cycle, None
         if cycle is not None and cycle.batch is not None and cycle.batch.awaiting:
             # Publishes of a batch cut short that a remote backend has yet to answer:
             # they were sent, so they are seen through (and counted), not abandoned.
@@ -265,7 +260,7 @@ class HttpConnection(DeadlineProtocol):
         if stream is not None:
             server.admission.release_stream(stream.key)
             timed_out = isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT
-            stream.close(server.hub, timed_out=timed_out, who=self._who(), now=self._loop.time())
+            stream.close(server.hub, timed_out=timed_out, who=self.who(), now=self._loop.time())
         server.forget(self)
 
     def pause_writing(self) -> None:
@@ -274,31 +269,31 @@ class HttpConnection(DeadlineProtocol):
         else:
             # An ordinary client not reading its answers: stop reading and answering
             # its requests until it has drained them.
-            if self._cycle is not None:
-                self._cycle.hold(_WRITE_PAUSED)
+            if self.cycle is not None:
+                self.cycle.hold(_WRITE_PAUSED)
 
     def resume_writing(self) -> None:
         if self.stream is not None:
             self._server.hub.resume(self.stream)
-        elif self._cycle is not None:
-            self._cycle.release(_WRITE_PAUSED)
+        elif self.cycle is not None:
+            self.cycle.release(_WRITE_PAUSED)
 
     # -- event streams --------------------------------------------------------------------
 
-    def _start_stream(self, exchange: Exchange, request: Request, start: StreamStart) -> None:
+    def start_stream(self, exchange: Exchange, request: Request, start: StreamStart) -> None:
         server = self._server
-        transport = self._transport
+        transport = self.transport
         assert transport is not None
         headers = SSE_HEADERS
         if server.cors.enabled:
             headers = SSE_HEADERS + server.cors.headers(request.header(b"origin"))
         head, chunked = exchange.stream_head(headers)
         version = exchange.http_version
-        self._cycle = None  # h11's part is over: the body takes the fast path
-        self._set_state(ConnState.STREAMING)
+        self.cycle = None  # h11's part is over: the body takes the fast path
+        self.set_state(ConnState.STREAMING)
         server.hub.metrics.count_request("/events", 200)
         access_logger.info(
-            '%s "GET %s HTTP/%s" 200 stream', self._who(), redact_target(request.target), version
+            '%s "GET %s HTTP/%s" 200 stream', self.who(), redact_target(request.target), version
         )
         now = self._loop.time()
         self.stream = stream = StreamSession(
@@ -323,7 +318,7 @@ class HttpConnection(DeadlineProtocol):
             return
         wait = self.stream.timer_fired(self._loop.time())
         if wait is None:
-            self._set_state(ConnState.CLOSING)
+            self.set_state(ConnState.CLOSING)
         else:
             self._set_deadline(wait)
 
@@ -331,30 +326,30 @@ class HttpConnection(DeadlineProtocol):
         """End the stream for shutdown, telling the client when to come back."""
         if self.stream is not None:
             self.stream.finish_for_shutdown(window_ms)
-            self._set_state(ConnState.CLOSING)
+            self.set_state(ConnState.CLOSING)
 
     # -- closing --------------------------------------------------------------------------
 
-    def _who(self) -> str:
+    def who(self) -> str:
         """The client for log lines: its address, and the proxy's when there is one."""
-        if self._trusted_peer and self.client != self._peer_ip:
+        if self.trusted_peer and self.client != self.peer_ip:
             return f"{self.client} via {self.peer}"
         return self.peer
 
-    def _write(self, data: bytes) -> None:
-        if data and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
+    def write(self, data: bytes) -> None:
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
-    def _close(self, *, linger: bool = False) -> None:
+    def close(self, *, linger: bool = False) -> None:
         """Close the connection. With ``linger`` (the client may still be sending, as
         when a body is refused midway) only our side is shut and what arrives is read
         and discarded until the client closes or ``LINGER_TIMEOUT`` passes: closing with
         unread data would make the kernel send a reset that can destroy the answer
         before the client reads it."""
-        if self._state is ConnState.CLOSING or self._state is ConnState.CLOSED:
+        if self.state is ConnState.CLOSING or self.state is ConnState.CLOSED:
             return
-        self._set_state(ConnState.CLOSING)
-        transport = self._transport
+        self.set_state(ConnState.CLOSING)
+        transport = self.transport
         if transport is None:
             return
         if linger and transport.can_write_eof():
@@ -369,34 +364,58 @@ class HttpConnection(DeadlineProtocol):
 
     def close_idle(self) -> None:
         """Close the connection if it is between requests (used when draining)."""
-        if self._state is ConnState.IDLE:
-            self._close()
+        if self.state is ConnState.IDLE:
+            self.close()
 
     def abort(self, reason: str = "shutdown") -> None:
         """Drop the connection at once, whatever it is doing."""
         if self.stream is not None:
             self.stream.end(reason)
-        if self._state is not ConnState.CLOSED:
-            self._set_state(ConnState.CLOSING)
-            if self._transport is not None:
-                self._transport.abort()
+        if self.state is not ConnState.CLOSED:
+            self.set_state(ConnState.CLOSING)
+            if self.transport is not None:
+                self.transport.abort()
 
-    def _crash(self) -> None:
+    def crash(self) -> None:
         logger.exception("unexpected error on connection %s; aborting it", self.peer)
         self.abort("error")
 
     # -- timers ---------------------------------------------------------------------------
 
     def _deadline_passed(self) -> None:
-        if self._state is ConnState.REQUEST and self._cycle is not None:
-            self._cycle.time_out()
-        elif self._state is ConnState.STREAMING:
+        if self.state is ConnState.REQUEST and self.cycle is not None:
+            self.cycle.time_out()
+        elif self.state is ConnState.STREAMING:
             self._on_stream_timer()
-        elif self._state is ConnState.CLOSING:
-            if self._transport is not None:
-                self._transport.abort()  # lingered long enough
+        elif self.state is ConnState.CLOSING:
+            if self.transport is not None:
+                self.transport.abort()  # lingered long enough
         else:
-            self._close()
+            self.close()
+
+
+class CycleHost(Protocol):
+    """What a :class:`RequestCycle` may ask of its connection, and nothing more: the
+    members of :class:`HttpConnection` it uses, named here so that the two stay apart."""
+
+    transport: asyncio.Transport | None
+    cycle: RequestCycle | None
+    state: ConnState
+    peer_ip: str
+    trusted_peer: bool
+    client: str
+
+    def set_state(self, state: ConnState, idle_timeout: float | None = None) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self, *, linger: bool = False) -> None: ...
+
+    def who(self) -> str: ...
+
+    def start_stream(self, exchange: Exchange, request: Request, start: StreamStart) -> None: ...
+
+    def crash(self) -> None: ...
 
 
 class RequestCycle:
@@ -405,15 +424,25 @@ class RequestCycle:
     read or an answer is awaited, routing and answering them.
 
     It lives only as long as the connection answers requests, so a stream's connection
-    carries none of it.
+    carries none of it. It reaches its connection only through :class:`CycleHost`.
     """
 
-    __slots__ = ("_conn", "exchange", "_hold", "_throttled_for", "batch")
+    __slots__ = ("_conn", "_server", "_router", "_loop", "exchange", "_hold",
+                 "_throttled_for", "batch")  # fmt: skip
 
     def __init__(
-        self, conn: HttpConnection, exchange: Exchange, throttled_for: float | None
+        self,
+        conn: CycleHost,
+        server: ServerState,
+        router: Router,
+        loop: asyncio.AbstractEventLoop,
+        exchange: Exchange,
+        throttled_for: float | None,
     ) -> None:
         self._conn = conn
+        self._server = server
+        self._router = router
+        self._loop = loop
         self.exchange = exchange
         # Why requests are not being read or answered (bits above); 0: they are.
         self._hold = 0
@@ -424,7 +453,7 @@ class RequestCycle:
 
     def hold(self, reason: int) -> None:
         """Stop reading and answering requests, for ``reason``."""
-        transport = self._conn._transport
+        transport = self._conn.transport
         if not self._hold and transport is not None and not transport.is_closing():
             transport.pause_reading()
         self._hold |= reason
@@ -435,18 +464,18 @@ class RequestCycle:
             return
         self._hold &= ~reason
         conn = self._conn
-        if self._hold or conn._cycle is not self:
+        if self._hold or conn.cycle is not self:
             return
-        transport = conn._transport
+        transport = conn.transport
         if transport is not None and not transport.is_closing():
             transport.resume_reading()
-        if conn._state is ConnState.REQUEST:
+        if conn.state is ConnState.REQUEST:
             # Pipelined requests that arrived earlier wait in h11's buffer, and no new
             # data may come to wake them: answer them now.
             try:
                 self.process()
             except Exception:
-                conn._crash()
+                conn.crash()
 
     def _work_backlog(self) -> None:
         """The next turn of a connection that had more pipelined requests than
@@ -470,11 +499,11 @@ class RequestCycle:
         """
         conn, exchange = self._conn, self.exchange
         started = 0
-        while conn._cycle is self and conn._state is ConnState.REQUEST and not self._hold:
+        while conn.cycle is self and conn.state is ConnState.REQUEST and not self._hold:
             if exchange.between_requests:
                 if started == PIPELINE_BATCH:
                     self.hold(_BACKLOG)
-                    conn._loop.call_soon(self._work_backlog)
+                    self._loop.call_soon(self._work_backlog)
                     return
                 started += 1
             try:
@@ -486,21 +515,21 @@ class RequestCycle:
                 else:
                     self.reply(error_reply(exc), exchange.pending)
                 return
-            conn._write(exchange.take_output())
+            conn.write(exchange.take_output())
             if request is None:
                 if exchange.idle:
-                    conn._set_state(ConnState.IDLE)
+                    conn.set_state(ConnState.IDLE)
                 elif self.batch is not None:
                     self._work_batch(self.batch)
                 return
             if request is CLIENT_CLOSED:
-                conn._close()
+                conn.close()
                 return
             if request is MORE_LATER:
                 # A body of many pieces: the rest of it is read in the next iteration,
                 # after every other connection's turn (reading paused meanwhile).
                 self.hold(_BACKLOG)
-                conn._loop.call_soon(self._work_backlog)
+                self._loop.call_soon(self._work_backlog)
                 return
             if isinstance(request, BodyStart):
                 self._open_batch(request.request)
@@ -523,9 +552,8 @@ class RequestCycle:
 
     def _open_batch(self, request: Request) -> None:
         """Admit a batch publish by its head, and have its body fed to it."""
-        conn = self._conn
         try:
-            self.batch = conn._router.open_batch(request, conn._loop.time)
+            self.batch = self._router.open_batch(request, self._loop.time)
         except RequestError as exc:
             self.reply(error_reply(exc), request)
             return
@@ -542,10 +570,10 @@ class RequestCycle:
             return
         if batch.must_settle:
             self.hold(_AWAITING)
-            self._conn._server.spawn(self._settle(batch))
+            self._server.spawn(self._settle(batch))
         if more:
             self.hold(_BACKLOG)
-            self._conn._loop.call_soon(self._work_backlog)
+            self._loop.call_soon(self._work_backlog)
 
     async def _settle(self, batch: BatchPublish) -> None:
         """Wait for a batch's publishes a remote backend has not answered, then read on."""
@@ -557,21 +585,21 @@ class RequestCycle:
             self.reply(outcome, request)
         else:
             self.hold(_AWAITING)
-            self._conn._server.spawn(self._reply_when_ready(outcome, request))
+            self._server.spawn(self._reply_when_ready(outcome, request))
 
     def _handle(self, request: Request) -> None:
         """Route a complete request and answer it, now, later, or with a stream."""
         conn = self._conn
-        server, router = conn._server, conn._router
-        if conn._trusted_peer:
-            conn.client = server.admission.client(conn._peer_ip, True, request)
+        server, router = self._server, self._router
+        if conn.trusted_peer:
+            conn.client = server.admission.client(conn.peer_ip, True, request)
         try:
             if self._throttled_for is not None:
                 wait, self._throttled_for = self._throttled_for, None
                 if not server.admission.is_publisher(request):
-                    raise server.admission.throttled(wait, conn._peer_ip, conn._loop.time())
+                    raise server.admission.throttled(wait, conn.peer_ip, self._loop.time())
             outcome = router.route(
-                request, client=conn.client, trusted=conn._trusted_peer, now=conn._loop.time()
+                request, client=conn.client, trusted=conn.trusted_peer, now=self._loop.time()
             )
         except RequestError as exc:
             # Where a refusal becomes an answer, it is counted: a stream request's for
@@ -582,7 +610,7 @@ class RequestCycle:
             self.reply(error_reply(exc, stream=stream), request)
             return
         if isinstance(outcome, StreamStart):
-            conn._start_stream(self.exchange, request, outcome)
+            conn.start_stream(self.exchange, request, outcome)
         else:
             self._answer(outcome, request)
 
@@ -597,14 +625,14 @@ class RequestCycle:
                 "error answering %s", redact_target(request.target) if request else "-"
             )
             reply = text(500, "internal error", close=True)
-        if self._conn._cycle is self and self._conn._state is ConnState.REQUEST:
+        if self._conn.cycle is self and self._conn.state is ConnState.REQUEST:
             self.reply(reply, request)
             self.release(_AWAITING)
 
     def reply(self, reply: Reply, request: Request | None) -> None:
         """Send a complete answer; close, or get ready for the next request."""
         conn = self._conn
-        server = conn._server
+        server = self._server
         if request is None or not server.cors.enabled:
             headers = reply.head()
         else:
@@ -612,24 +640,24 @@ class RequestCycle:
         close = reply.close or server.draining
         data, ending = self.exchange.answer(reply.status, headers, reply.body, close=close)
         if not data:
-            conn._close()
+            conn.close()
             return
-        conn._write(data)
+        conn.write(data)
         server.hub.metrics.count_request(path_label(request), reply.status)
         if access_logger.isEnabledFor(logging.INFO):  # its arguments cost, even unlogged
             # The same shape as a stream's line: "METHOD target HTTP/version" status.
             access_logger.info(
                 '%s "%s %s HTTP/%s" %d',
-                conn._who(),
+                conn.who(),
                 request.method.decode("latin-1") if request is not None else "-",
                 redact_target(request.target) if request is not None else "-",
                 request.http_version.decode("latin-1") if request is not None else "-",
                 reply.status,
             )
         if ending is Ending.KEEP_ALIVE:
-            conn._set_state(ConnState.IDLE if self.exchange.idle else ConnState.REQUEST)
+            conn.set_state(ConnState.IDLE if self.exchange.idle else ConnState.REQUEST)
         else:
-            conn._close(linger=ending is Ending.LINGER)
+            conn.close(linger=ending is Ending.LINGER)
 
 
 def _peer_of(transport: asyncio.Transport) -> tuple[str, int | str]:

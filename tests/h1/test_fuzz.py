@@ -104,8 +104,8 @@ class RecordingConnection(HttpConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if self._cycle is not None:
-            self._cycle.exchange = RecordingExchange(self.methods, self._server.config)
+        if self.cycle is not None:
+            self.cycle.exchange = RecordingExchange(self.methods, self._server.config)
 
 
 def check_answers(output: bytes, methods: list[bytes]) -> None:

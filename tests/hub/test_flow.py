@@ -282,7 +282,7 @@ async def test_streams_cost_no_task_and_drop_h11() -> None:
         assert len(asyncio.all_tasks()) == tasks_before
         streaming = [c for c in server._state.connections if c.subscriber is not None]
         assert len(streaming) == 200
-        assert all(c._cycle is None for c in streaming)
+        assert all(c.cycle is None for c in streaming)
         assert server.hub.group_count == 5
         for conn in conns:
             await conn.close()

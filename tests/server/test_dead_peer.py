@@ -61,8 +61,8 @@ async def test_stream_sockets_have_the_dead_peer_timers() -> None:
         conn, _ = await raw_stream(server.port, "/events?topic=t")
         await wait_for(lambda: server.hub.subscriber_count == 1)
         (connection,) = server._state.connections
-        assert connection._transport is not None
-        sock = connection._transport.get_extra_info("socket")
+        assert connection.transport is not None
+        sock = connection.transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 20_000
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10

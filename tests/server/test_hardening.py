@@ -69,7 +69,7 @@ async def test_pipelined_requests_wait_until_the_client_reads() -> None:
         sender = loop.create_task(loop.sock_sendall(sock, request * count))
         try:
             await wait_for(lambda: server.connection_count == 1)
-            transport = only_connection(server)._transport
+            transport = only_connection(server).transport
             await wait_for(lambda: transport.get_write_buffer_size() >= config.write_high_water)
             held = answered(server, "/")
             for _ in range(200):  # many loop iterations: one answer each, were it not held
