@@ -28,11 +28,10 @@ from rawsse.config import Config
 from rawsse.errors import InvalidEvent, RequestError
 from rawsse.events import HEARTBEAT, chunk, encode_checked
 from rawsse.hub.loadgauge import ThreadLoad
-from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, Gauges, Metrics, resident_bytes
+from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, HubGauges, Metrics, process_gauges
 from rawsse.hub.pacing import FlushPacing
 from rawsse.hub.subscriber import Subscriber, finish_with_retry
 from rawsse.topics import parse_topics
-from rawsse.version import __version__
 
 __all__ = ["Hub", "Group", "Topic"]
 
@@ -456,10 +455,27 @@ class Hub:
             result.extend(group.chunked)
         return result
 
+    def gauges(self) -> HubGauges:
+        """What ``/metrics`` reports of the hub besides counters, read now:
+        O(subscribers + topics), with no sort of all topics (only the
+        ``TOPIC_LABEL_LIMIT`` largest are picked)."""
+        shown = _largest_topics(self._topics, TOPIC_LABEL_LIMIT)
+        if len(self._topics) > TOPIC_LABEL_LIMIT:
+            every = sum(map(_BY_SUBSCRIBERS, self._topics.values()))
+            shown.append(("_other", every - sum(count for _, count in shown)))
+        return HubGauges(
+            clients=self.subscriber_count,
+            paused=len(self.paused),
+            topic_clients=shown,
+            buffered=[s.transport.get_write_buffer_size() for s in self.subscribers()],
+            history_events=self.backend.history_size(),
+            backend_up=self.backend.healthy,
+        )
+
     def exposition(self, *, draining: bool = False) -> bytes:
-        """The Prometheus text exposition of this hub's metrics."""
-        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
-        return self.metrics.exposition(_gauges(self, draining=draining, loop=loop))
+        """The Prometheus text exposition of this hub's metrics, and of the process it
+        runs in (a server reports its own ``draining``)."""
+        return self.metrics.exposition(self.gauges(), process_gauges(draining=draining))
 
     async def start(self) -> None:
         """Start the backend (the server calls it when it starts)."""
@@ -487,27 +503,6 @@ class Hub:
     def topic_count(self) -> int:
         """How many topics have subscribers."""
         return len(self._topics)
-
-
-def _gauges(hub: Hub, *, draining: bool, loop: str) -> Gauges:
-    """What ``/metrics`` reports besides counters, read now: O(subscribers + topics),
-    with no sort of all topics (only the ``TOPIC_LABEL_LIMIT`` largest are picked)."""
-    shown = _largest_topics(hub._topics, TOPIC_LABEL_LIMIT)
-    if len(hub._topics) > TOPIC_LABEL_LIMIT:
-        every = sum(map(_BY_SUBSCRIBERS, hub._topics.values()))
-        shown.append(("_other", every - sum(count for _, count in shown)))
-    return Gauges(
-        clients=hub.subscriber_count,
-        paused=len(hub.paused),
-        topic_clients=shown,
-        buffered=[s.transport.get_write_buffer_size() for s in hub.subscribers()],
-        history_events=hub.backend.history_size(),
-        backend_up=hub.backend.healthy,
-        draining=draining,
-        version=__version__,
-        loop=loop,
-        resident_bytes=resident_bytes(),
-    )
 
 
 _BY_SUBSCRIBERS = operator.attrgetter("subscribers")

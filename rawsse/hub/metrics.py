@@ -6,11 +6,14 @@ Counting on the hot path is an integer add on a slotted object; anything per sub
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from rawsse.version import __version__
 
 __all__ = [
     "BUFFER_BUCKETS",
@@ -18,7 +21,9 @@ __all__ = [
     "LATENCY_BUCKETS",
     "REJECT_REASONS",
     "TOPIC_LABEL_LIMIT",
-    "Gauges",
+    "HubGauges",
+    "ProcessGauges",
+    "process_gauges",
     "Histogram",
     "Metrics",
 ]
@@ -111,8 +116,8 @@ def _label(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Gauges:
-    """What is read from the hub and server at scrape time."""
+class HubGauges:
+    """What is read from the hub at scrape time (:meth:`rawsse.hub.hub.Hub.gauges`)."""
 
     clients: int
     paused: int
@@ -120,10 +125,24 @@ class Gauges:
     buffered: Iterable[int]
     history_events: int
     backend_up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessGauges:
+    """What is read from the process and its server at scrape time: not the hub's to
+    know (:func:`process_gauges`)."""
+
     draining: bool
     version: str
     loop: str
     resident_bytes: int
+
+
+def process_gauges(*, draining: bool) -> ProcessGauges:
+    """The process's gauges now: whether its server is ``draining``, the version, the
+    running event loop's kind and the resident memory."""
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    return ProcessGauges(draining, __version__, loop, resident_bytes())
 
 
 class Metrics:
@@ -155,21 +174,21 @@ class Metrics:
         key = (endpoint, status)
         self.requests[key] = self.requests.get(key, 0) + 1
 
-    def exposition(self, gauges: Gauges) -> bytes:
+    def exposition(self, hub: HubGauges, process: ProcessGauges) -> bytes:
         """The Prometheus text format (version 0.0.4) of every metric."""
         out: list[str] = []
         for name, kind, help, samples in (
-            *self._process_families(gauges),
-            *_client_families(gauges),
+            *self._process_families(process),
+            *_client_families(hub),
             *self._traffic_families(),
-            *_state_families(gauges),
+            *_state_families(hub, process),
         ):
             out.append(f"# HELP {name} {help}")
             out.append(f"# TYPE {name} {kind}")
             out.extend(samples)
         return ("\n".join(out) + "\n").encode("utf-8")
 
-    def _process_families(self, gauges: Gauges) -> list[_Family]:
+    def _process_families(self, gauges: ProcessGauges) -> list[_Family]:
         info = (
             f'rawsse_info{{version="{_label(gauges.version)}",loop="{_label(gauges.loop)}",'
             f'pid="{os.getpid()}"}} 1'
@@ -254,7 +273,7 @@ def _gauge(name: str, help: str, value: int) -> _Family:
     return (name, "gauge", help, [f"{name} {value}"])
 
 
-def _client_families(gauges: Gauges) -> list[_Family]:
+def _client_families(gauges: HubGauges) -> list[_Family]:
     topics = [
         f'rawsse_topic_clients{{topic="{_label(topic)}"}} {count}'
         for topic, count in gauges.topic_clients
@@ -281,7 +300,7 @@ def _client_families(gauges: Gauges) -> list[_Family]:
     ]
 
 
-def _state_families(gauges: Gauges) -> list[_Family]:
+def _state_families(gauges: HubGauges, process: ProcessGauges) -> list[_Family]:
     return [
         _gauge(
             "rawsse_history_events",
@@ -289,5 +308,5 @@ def _state_families(gauges: Gauges) -> list[_Family]:
             gauges.history_events,
         ),
         _gauge("rawsse_backend_up", "1 while the backend is connected.", int(gauges.backend_up)),
-        _gauge("rawsse_draining", "1 while shutting down.", int(gauges.draining)),
+        _gauge("rawsse_draining", "1 while shutting down.", int(process.draining)),
     ]

@@ -22,6 +22,7 @@ from rawsse.h1.parse import (
     parse_target,
 )
 from rawsse.h1.replies import Reply, text
+from rawsse.hub.metrics import process_gauges
 from rawsse.policy.admission import Admission, Refused
 from rawsse.policy.auth import AuthError, key_matches
 from rawsse.policy.limits import retry_after_seconds
@@ -167,7 +168,9 @@ class Router:
         key = server.config.metrics_key
         if key is not None and not key_matches(bearer_token(request.headers), key):
             return text(401, "missing or wrong metrics key", (b"www-authenticate", b"Bearer"))
-        return Reply(200, server.hub.exposition(draining=server.draining), _METRICS_TYPE)
+        hub = server.hub
+        gauges = process_gauges(draining=server.draining)  # the server's, not the hub's
+        return Reply(200, hub.metrics.exposition(hub.gauges(), gauges), _METRICS_TYPE)
 
     def _demo(self, request: Request, query: Query, now: float) -> Reply:
         assert self._server.demo_page is not None
