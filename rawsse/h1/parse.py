@@ -1,8 +1,10 @@
-"""Sans-IO request interpretation: targets, topics, publish bodies, credentials.
+"""Sans-IO request interpretation: targets and queries, publish bodies (topic names by
+:mod:`rawsse.topics`), credentials, and what logs may show of a target.
 
 Nothing here touches a socket or asyncio; every function takes bytes or strings from an
 h11 event and returns plain values or raises :class:`RequestError` with the status to
-answer (400, 413, 415). The protocol module calls these and turns errors into responses.
+answer (400, 413, 415). The serving layer (:mod:`rawsse.server.routes`) calls these and
+turns errors into answers.
 """
 
 from __future__ import annotations

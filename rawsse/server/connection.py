@@ -2,13 +2,14 @@
 
 What it delegates: the HTTP exchange (h11, sans I/O) to :mod:`rawsse.h1.exchange`; what
 each path answers to :mod:`rawsse.server.routes`; limits and credentials to
-:mod:`rawsse.policy.admission`; the event stream, once the exchange hands over, to
-:mod:`rawsse.server.stream` and the :class:`~rawsse.hub.subscriber.Subscriber`.
+:mod:`rawsse.policy.admission`; the event stream, once the exchange hands over, to its
+:class:`~rawsse.server.stream.StreamSession` (the hub's subscriber as the server sees it).
 
-A connection is in exactly one :class:`ConnState`; ``_set_state`` is the only place it
-changes. A refused request is turned into an answer in one place
-(:func:`rawsse.server.routes.error_reply`); any other exception in a callback is logged with its
-traceback and aborts only this connection.
+A connection is in exactly one :class:`ConnState` (its ``state``, read by anyone);
+``set_state`` is the only place it changes. A refused request is turned into an answer,
+and counted, in one place (:meth:`RequestCycle._handle`, with
+:func:`rawsse.server.routes.error_reply`); any other exception in a callback is logged
+with its traceback and aborts only this connection.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from rawsse.errors import RequestError
 from rawsse.h1.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
 from rawsse.h1.parse import SSE_HEADERS, redact_target
 from rawsse.h1.replies import Reply, text
-from rawsse.hub.subscriber import Subscriber
 from rawsse.policy.admission import Admission, Refused
 from rawsse.policy.cors import CorsPolicy
 from rawsse.server.deadline import DeadlineProtocol
@@ -156,11 +156,6 @@ class HttpConnection(DeadlineProtocol):
         if isinstance(self._peer_port, int):
             return f"{self.peer_ip}:{self._peer_port}"
         return self._peer_port
-
-    @property
-    def subscriber(self) -> Subscriber | None:
-        """The stream's subscriber, if the connection is a stream."""
-        return self.stream
 
     def set_state(self, state: ConnState, idle_timeout: float | None = None) -> None:
         self.state = state

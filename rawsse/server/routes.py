@@ -43,7 +43,6 @@ __all__ = [
     "Reply",
     "Router",
     "Shared",
-    "StreamStart",
     "error_reply",
     "path_label",
 ]

@@ -191,7 +191,7 @@ async def test_a_paused_subscriber_over_max_buffer_is_aborted() -> None:
     hub.publish("a", "y")
     await asyncio.sleep(0)
     assert transport.aborted
-    assert connection.subscriber is not None and connection.subscriber.close_reason == "slow_buffer"
+    assert connection.stream is not None and connection.stream.close_reason == "slow_buffer"
     hub.publish("a", "z")  # written to nothing until connection_lost removes it
     await asyncio.sleep(0)
     assert len(transport.writes) == 2
@@ -280,7 +280,7 @@ async def test_streams_cost_no_task_and_drop_h11() -> None:
             conns.append(conn)
         await wait_for(lambda: server.hub.subscriber_count == 200)
         assert len(asyncio.all_tasks()) == tasks_before
-        streaming = [c for c in server._state.connections if c.subscriber is not None]
+        streaming = [c for c in server._state.connections if c.stream is not None]
         assert len(streaming) == 200
         assert all(c.cycle is None for c in streaming)
         assert server.hub.group_count == 5

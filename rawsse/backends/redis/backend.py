@@ -5,8 +5,8 @@ and server using the same Redis (and key prefix).
   next number of one global counter, appends the event to each topic's stream under
   that number, trims the stream and ``PUBLISH``es the event on each topic's channel,
   atomically. The id is ``EPOCH-SEQ``; the epoch lives in Redis, so a Redis that lost its
-  data is noticed by every server. Calls are pipelined (:mod:`.redis_calls`).
-- **Live delivery**: one Pub/Sub connection per process (:mod:`.redis_pubsub`),
+  data is noticed by every server. Calls are pipelined (:mod:`.calls`).
+- **Live delivery**: one Pub/Sub connection per process (:mod:`.pubsub`),
   subscribed to the channels of the topics that have local subscribers, added and
   dropped as they come and go. What arrives is handed to the hub once, as a locally
   published event would be; the publishing process does not deliver on its own.
@@ -16,14 +16,17 @@ and server using the same Redis (and key prefix).
   to the process waits for the channel's subscription to take effect and for a mark
   after it; from then on every event on its topics reaches the process, and its replay
   (read from the streams up to the mark) meets its live stream without a hole or a
-  duplicate.
+  duplicate. Which topics are wanted and confirmed, and when a mark is due, is the
+  listening state (:mod:`.listening`, sans I/O).
 - **Faults**: while the Pub/Sub connection is down, the backend is unhealthy (publishes
   and new streams are refused at once). On reconnecting it subscribes again, marks,
   and reads every local topic's stream from the last number it delivered up to the mark,
   delivering what it missed before anything newer. Streams of topics whose missed
   events Redis no longer holds, or all streams if Redis lost its history (a new epoch),
   are ended with a ``retry:``: their clients reconnect with their ``Last-Event-ID`` and
-  are told (``rawsse-lost``).
+  are told (``rawsse-lost``). A Redis back from a copy older than what this process
+  delivered (a counter behind its watermark) starts a new epoch the same way
+  (:mod:`.scripts`).
 """
 
 from __future__ import annotations
