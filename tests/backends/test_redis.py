@@ -533,7 +533,8 @@ async def test_redis_back_from_an_older_copy_starts_a_new_epoch(
                 await on_a.wait_count(3)  # A delivered up to 4, B up to 1
                 old_epoch = ids[0].split("-")[0]
                 held = asyncio.Event()
-                send_mark = backend_a._send_mark
+                marking = backend_a._marking
+                send_mark = marking._send
 
                 def held_mark(token: int) -> None:
                     if held.is_set():
@@ -541,7 +542,7 @@ async def test_redis_back_from_an_older_copy_starts_a_new_epoch(
                     else:
                         asyncio.get_running_loop().call_later(0.01, held_mark, token)
 
-                monkeypatch.setattr(backend_a, "_send_mark", held_mark)
+                monkeypatch.setattr(marking, "_send", held_mark)
                 redis.stop()  # no save on the way out: the copy is the older one
                 await wait_for(lambda: not backend_a.healthy and not b.hub.backend.healthy)
                 redis.start()
