@@ -13,11 +13,12 @@ h11 would write (``Exchange._answer_directly``). Anything else, and any answer o
 than that one, goes through an ``h11.Connection`` given the same bytes, so it behaves
 exactly as h11 does.
 
-On top of h11 this module refuses what h11 lets through but a server facing the internet
-should not: unsupported versions, heads over the size limit (also when they arrive in
-one read), both Content-Length and Transfer-Encoding, Transfer-Encoding in HTTP/1.0,
-bodies over the limit. Errors from h11 are caught here and nowhere else, and come out as
-:class:`~rawsse.errors.RequestError` with the status to answer and ``close`` set.
+On top of h11 the exchange refuses what h11 lets through but a server facing the
+internet should not: unsupported versions, heads over the size limit (also when they
+arrive in one read), both Content-Length and Transfer-Encoding, Transfer-Encoding in
+HTTP/1.0 (:mod:`rawsse.h1.request`), bodies over the limit and chunks too small
+(:mod:`rawsse.h1.body`). Errors from h11 are caught here and nowhere else; all come out
+as :class:`~rawsse.errors.RequestError` with the status to answer and ``close`` set.
 
 Nothing here imports asyncio or touches a socket: tests drive it with bytes alone.
 """
@@ -25,36 +26,28 @@ Nothing here imports asyncio or touches a socket: tests drive it with bytes alon
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import cast
 
 import h11
 
-from rawsse.errors import RequestError
 from rawsse.h1 import plainread
-from rawsse.h1.parse import header_value
+from rawsse.h1.body import CHUNKS_BEFORE_AVERAGE, MIN_AVERAGE_CHUNK, Body
+from rawsse.h1.plainread import NOT_PLAIN, PlainReader, Stage
+from rawsse.h1.request import Request, check_head, fatal, request_of
 
-__all__ = ["CLIENT_CLOSED", "MORE_LATER", "BodyStart", "Ending", "Exchange", "Request"]
-
-Headers = Sequence[tuple[bytes, bytes]]
-
-
-@dataclass(slots=True)
-class Request:
-    """A complete request: its head as h11 gave it, and its body. (Not frozen: one is
-    made per request, and a frozen dataclass pays a call per field to be built.)"""
-
-    method: bytes
-    target: bytes
-    headers: Headers
-    http_version: bytes
-    body: bytes = b""
-
-    def header(self, name: bytes) -> bytes | None:
-        """The first header called ``name`` (lower-case)."""
-        return header_value(self.headers, name)
+__all__ = [
+    "CHUNKS_BEFORE_AVERAGE",
+    "CLIENT_CLOSED",
+    "MIN_AVERAGE_CHUNK",
+    "MORE_LATER",
+    "BodyStart",
+    "Ending",
+    "Exchange",
+    "Request",
+    "Stage",
+]
 
 
 class BodyStart:
@@ -65,11 +58,6 @@ class BodyStart:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-
-
-def _STREAMED(data: bytes) -> None:
-    """The sink of a streamed body before :meth:`Exchange.attach` gives it one."""
-    raise AssertionError("a streamed body arrived before its sink was attached")
 
 
 class _ClientClosed:
@@ -97,12 +85,9 @@ MORE_LATER = _MoreLater()
 #: turn. A body in ordinary chunks (kilobytes) never reaches it within one read.
 BODY_PIECES_PER_TURN = 256
 
-#: A chunked body may not average fewer bytes a chunk than this once it has had
-#: ``CHUNKS_BEFORE_AVERAGE`` chunks (400): 16-byte chunks cost h11 as much per byte as
-#: the smallest pipelined requests do, and an NDJSON line, the smallest useful chunk,
-#: is longer (``{"topic":"a","data":"b"}`` is 24 bytes).
-MIN_AVERAGE_CHUNK = 16
-CHUNKS_BEFORE_AVERAGE = 1024
+# Module names for the stages: the hot path compares with ``is`` against a global.
+_HEAD = Stage.HEAD
+_ANSWERING = Stage.ANSWERING
 
 
 class Ending(enum.Enum):
@@ -120,33 +105,13 @@ class Exchange:
         max_header_size: the largest request head (431 over it).
         max_body_size: the largest request body (413 over it, checked on the declared
             length before reading and while reading).
+        streams_body: which requests have their body handed over as it arrives (batch
+            publishes) rather than gathered.
+        max_streamed_size: the largest such body.
     """
 
-    __slots__ = (
-        "_h11",
-        "_raw",
-        "_offset",
-        "_stage",
-        "_body_at",
-        "_length",
-        "_closed",
-        "_replayed",
-        "_plain",
-        "_head",
-        "_request",
-        "_headers",
-        "_keep_alive",
-        "_body",
-        "_body_size",
-        "_chunked",
-        "_pieces",
-        "_max_header",
-        "_max_body",
-        "_output",
-        "_streams_body",
-        "_max_streamed",
-        "_sink",
-    )
+    __slots__ = ("_h11", "_reader", "_replayed", "_plain", "_head", "_request", "_keep_alive",
+                 "_length", "_body", "_max_header", "_output", "_streams_body")  # fmt: skip
 
     def __init__(
         self,
@@ -157,16 +122,9 @@ class Exchange:
         max_streamed_size: int = 0,
     ) -> None:
         self._max_header = max_header_size
-        # ``None`` while requests are read without h11's connection (``plainread``):
-        # then ``_raw[_offset:]`` is what the client sent that no answer has consumed,
-        # and ``_stage`` says where the request it starts with stands.
+        # ``None`` while requests are read without h11's connection, by ``_reader``.
         self._h11: h11.Connection | None = None if plainread.AVAILABLE else self._new_h11()
-        self._raw: bytes | bytearray = b""
-        self._offset = 0
-        self._stage = _HEAD
-        self._body_at = 0  # where the body starts in _raw, once the head is read
-        self._length = 0  # the body's declared length
-        self._closed = False  # the client has ended its side
+        self._reader = PlainReader()
         # The h11 connection given the bytes of a head already seen (``_on_head``)
         # without it: it reads that head again, and it is not seen twice.
         self._replayed = False
@@ -175,27 +133,12 @@ class Exchange:
         self._head: h11.Request | None = None
         # The request being read, made once from its head (its body set when complete).
         self._request: Request | None = None
-        # The head's headers as one plain tuple: h11's are a Sequence whose every
-        # iteration costs a Python call per header, and a request is looked at often.
-        self._headers: tuple[tuple[bytes, bytes], ...] = ()
         # Whether the request lets the connection stay open (HTTP/1.1, no "close").
         self._keep_alive = False
-        # The body gathered so far: one buffer, not an object per piece.
-        self._body: bytearray | None = None
-        self._body_size = 0
-        # Whether the body is chunked, and how many pieces (h11 ``Data`` events) of it
-        # have been read: see ``MIN_AVERAGE_CHUNK``.
-        self._chunked = False
-        self._pieces = 0
-        self._max_body = max_body_size
+        self._length = 0  # the body's declared length
+        self._body = Body(max_body_size, max_streamed_size)
         self._output = b""
-        # Which requests have their body handed over as it arrives (batch publishes)
-        # rather than gathered, and the largest such body.
         self._streams_body = streams_body
-        self._max_streamed = max_streamed_size
-        # Where the current request's body goes as it arrives, once it has been
-        # given a place (attach); ``_STREAMED`` until then; ``None``: gathered.
-        self._sink: Callable[[bytes], None] | None = None
 
     def _new_h11(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_header)
@@ -204,33 +147,22 @@ class Exchange:
         """Feed bytes from the client (``b""`` for end of input)."""
         if self._h11 is not None:
             self._h11.receive_data(data)
-        elif not data:
-            self._closed = True
-        elif self._stage is not _HEAD:
-            # The current request's positions hold. A body arriving in many reads is
-            # added to one buffer in place, not copied whole at each read.
-            raw = self._raw
-            if type(raw) is bytes:
-                self._raw = raw = bytearray(raw)
-            raw += data
-        elif self._offset == len(self._raw):
-            self._raw, self._offset = data, 0
         else:
-            self._raw, self._offset = self._raw[self._offset :] + data, 0
+            self._reader.receive(data)
 
     @property
     def idle(self) -> bool:
         """Between requests, with nothing of the next one received yet."""
         conn = self._h11
         if conn is None:
-            return self._stage is _HEAD and self._offset == len(self._raw)
+            return self._reader.idle
         return conn.their_state is h11.IDLE and not conn.trailing_data[0]
 
     @property
     def between_requests(self) -> bool:
         """The next thing to parse is a new request (pipelined ones take turns here)."""
         if self._h11 is None:
-            return self._stage is _HEAD
+            return self._reader.stage is _HEAD
         return self._h11.their_state is h11.IDLE
 
     @property
@@ -262,7 +194,7 @@ class Exchange:
     def attach(self, sink: Callable[[bytes], None]) -> None:
         """Where the body of the request just announced by :class:`BodyStart` goes,
         piece by piece as it arrives."""
-        self._sink = sink
+        self._body.sink = sink
 
     def next_request(self) -> Request | BodyStart | _ClientClosed | _MoreLater | None:
         """The next complete request, the head of one whose body is streamed
@@ -276,7 +208,7 @@ class Exchange:
         """
         if self._h11 is None:
             request = self._next_plain()
-            if request is not _NOT_PLAIN:
+            if request is not NOT_PLAIN:
                 return cast("Request | None", request)
         conn = self._h11
         assert conn is not None
@@ -287,7 +219,7 @@ class Exchange:
             except h11.RemoteProtocolError as exc:
                 # h11's reasons quote the offending bytes; the reason alone is enough.
                 reason = str(exc).split(": bytearray(")[0]
-                raise _fatal(exc.error_status_hint, reason) from None
+                raise fatal(exc.error_status_hint, reason) from None
             if event is h11.NEED_DATA:
                 return None
             if event is h11.PAUSED:
@@ -303,77 +235,64 @@ class Exchange:
                 if conn.they_are_waiting_for_100_continue:
                     output = conn.send(h11.InformationalResponse(status_code=100, headers=[]))
                     self._output += output or b""
-                if self._sink is not None:
+                if self._body.sink is not None:
                     return BodyStart(self.pending_head())
             elif isinstance(event, h11.Data):
-                self._count_piece(len(event.data))
-                if self._sink is not None:
-                    self._on_streamed(event.data)
-                else:
-                    self._on_body(event.data)
+                self._body.piece(event.data)
                 pieces += 1
                 if pieces == BODY_PIECES_PER_TURN:
                     return MORE_LATER
             elif isinstance(event, h11.EndOfMessage):
                 request = self._request  # kept until answered: a HEAD's answer has no body
                 assert request is not None
-                request.body = bytes(self._body) if self._body else b""
-                self._body = None
-                self._sink = None
+                request.body = self._body.take()
                 return request
             elif isinstance(event, h11.ConnectionClosed):
                 return CLIENT_CLOSED
 
     def _next_plain(self) -> Request | object | None:
-        """:meth:`next_request` without h11's connection, or ``_NOT_PLAIN`` once the
+        """:meth:`next_request` without h11's connection, or ``NOT_PLAIN`` once the
         request is not plain (h11's connection has it then)."""
-        stage = self._stage
+        reader = self._reader
+        stage = reader.stage
         if stage is _ANSWERING:
             return None  # pipelined requests wait for the answer (h11: PAUSED)
-        if self._closed:
+        if reader.closed:
             return self._to_h11()  # h11 says how the input ended
-        raw, offset = self._raw, self._offset
         if stage is _HEAD:
-            if offset == len(raw):
-                return None
-            found = plainread.head_end(raw, offset, self._max_header)
-            if found is None:
-                return None
-            head = plainread.read_head(raw, offset, found) if found > 0 else None
+            head = reader.head(self._max_header)
             if head is None:
+                return None
+            if head is NOT_PLAIN:
                 return self._to_h11()  # h11 reads it again, and refuses it
-            self._stage = _BODY  # so that a head refused below is answered as such
-            self._body_at = found
-            self._on_head(head)
+            self._on_head(cast("h11.Request", head))
             if not self._plain:
                 return self._to_h11()
-        end = self._body_at + self._length
-        if len(raw) < end:
+        body = reader.body(self._length)
+        if body is None:
             return None
-        self._stage = _ANSWERING
         request = self._request
         assert request is not None
-        body_at = self._body_at
-        request.body = raw[body_at:end] if type(raw) is bytes else bytes(raw[body_at:end])
+        request.body = body
         return request
 
     def _to_h11(self) -> object:
         """Hand what the client has sent to h11's connection from here on; the head
         of a request already seen is read again without being seen twice."""
         conn = self._h11 = self._new_h11()
-        raw = self._raw[self._offset :]
+        reader = self._reader
+        self._replayed = reader.stage is not _HEAD
+        raw = reader.take()
         if raw:
-            conn.receive_data(bytes(raw))
-        if self._closed:
+            conn.receive_data(raw)
+        if reader.closed:
             conn.receive_data(b"")
-        self._replayed = self._stage is not _HEAD
-        self._raw, self._offset, self._stage = b"", 0, _HEAD
-        return _NOT_PLAIN
+        return NOT_PLAIN
 
     def _catch_up(self) -> h11.Connection:
         """h11's connection brought to where reading without it stood, for an answer
         only h11 writes."""
-        stage = self._stage
+        stage = self._reader.stage
         self._to_h11()
         conn = self._h11
         assert conn is not None
@@ -388,76 +307,15 @@ class Exchange:
 
     def _on_head(self, head: h11.Request) -> None:
         self._head = head
-        self._headers = headers = tuple(
-            [(name.lower(), value) for name, value in head.headers.raw_items()]
-        )
-        version = head.http_version
-        self._request = request = Request(head.method, head.target, headers, version)
-        self._body = None
-        self._body_size = 0
-        self._pieces = 0
-        if version not in (b"1.0", b"1.1"):
-            raise _fatal(505, "only HTTP/1.0 and HTTP/1.1 are supported")
-        # h11 bounds only a head that is still incomplete; one that arrived whole in a
-        # single read is measured here, so the limit holds however the bytes arrive.
-        head_size = len(head.target) + sum([len(k) + len(v) + 4 for k, v in headers])
-        if head_size > self._max_header:
-            raise _fatal(431, "request header fields too large")
-        names = {name for name, _value in headers}
-        if b"content-length" in names and b"transfer-encoding" in names:
-            # The shape of request smuggling: refused, and the connection closed (RFC
-            # 9112 6.1). h11 already refuses differing Content-Lengths, and repeated or
-            # unknown transfer codings (501).
-            raise _fatal(400, "both Content-Length and Transfer-Encoding")
-        self._chunked = b"transfer-encoding" in names  # h11 allows only chunked
-        if head.http_version == b"1.0" and self._chunked:
-            # HTTP/1.0 has no chunked framing: RFC 9112 6.1 calls this faulty framing.
-            raise _fatal(400, "Transfer-Encoding in an HTTP/1.0 request")
-        # As h11 decides it: every Connection header counts.
-        self._keep_alive = version == b"1.1" and (
-            b"connection" not in names
-            or not any(
-                b"close" in _tokens(value) for name, value in headers if name == b"connection"
-            )
-        )
-        self._sink = None
-        limit = self._max_body
-        if self._streams_body is not None and self._streams_body(request):
-            self._sink = _STREAMED
-            limit = self._max_streamed
-        length = header_value(headers, b"content-length")
-        # h11 has checked it is digits, and made repeated equal ones one.
-        self._length = int(length) if length is not None and length.isdigit() else 0
-        if self._length > limit:
-            raise _fatal(413, "payload too large")
-        self._plain = (
-            self._keep_alive and self._sink is None and plainread.is_plain(head.method, names)
-        )
-
-    def _count_piece(self, size: int) -> None:
-        """Count a piece of the body; refuse a chunked body of too many tiny chunks."""
-        self._body_size += size
-        self._pieces = pieces = self._pieces + 1
-        if (
-            self._chunked
-            and pieces > CHUNKS_BEFORE_AVERAGE
-            and self._body_size < pieces * MIN_AVERAGE_CHUNK
-        ):
-            raise _fatal(400, f"chunks under {MIN_AVERAGE_CHUNK} bytes on average")
-
-    def _on_body(self, data: bytes) -> None:
-        if self._body_size > self._max_body:
-            raise _fatal(413, "payload too large")
-        if self._body is None:
-            self._body = bytearray(data)
-        else:
-            self._body += data
-
-    def _on_streamed(self, data: bytes) -> None:
-        if self._body_size > self._max_streamed:
-            raise _fatal(413, "payload too large")
-        assert self._sink is not None and self._sink is not _STREAMED, "attach() first"
-        self._sink(data)
+        self._request = request = request_of(head)
+        keep_alive, chunked, length, names = check_head(request, self._max_header)
+        self._keep_alive = keep_alive
+        streamed = self._streams_body is not None and self._streams_body(request)
+        limit = self._body.start(chunked=chunked, streamed=streamed)
+        self._length = length
+        if length > limit:
+            raise fatal(413, "payload too large")
+        self._plain = keep_alive and not streamed and plainread.is_plain(head.method, names)
 
     def answer(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, close: bool
@@ -470,7 +328,7 @@ class Exchange:
         """
         conn = self._h11
         if conn is None:
-            if self._stage is _ANSWERING and not close:
+            if self._reader.stage is _ANSWERING and not close:
                 _response_event, head_bytes = _response(status, headers)
                 if head_bytes is not None:  # plain requests are neither HEAD nor 1.0
                     return self._answer_directly(head_bytes, body), Ending.KEEP_ALIVE
@@ -496,7 +354,7 @@ class Exchange:
             parts.append(conn.send(h11.Data(data=body)))
         parts.append(conn.send(_END))
         self._head = None
-        self._body = None
+        self._body.drop()
         data = b"".join(p for p in parts if p)
         if close or _must_close(conn):
             still_sending = conn.their_state is not h11.DONE and conn.their_state is not h11.CLOSED
@@ -514,15 +372,12 @@ class Exchange:
         one). h11 still parses every request."""
         conn = self._h11
         if conn is None:
-            self._offset = end = self._body_at + self._length
-            if end == len(self._raw):
-                self._raw, self._offset = b"", 0  # held no longer than needed
-            self._stage = _HEAD
+            self._reader.answered(self._length)
         else:
             trailing, closed = conn.trailing_data
             if plainread.AVAILABLE:
                 self._h11 = None
-                self._raw, self._offset, self._closed = bytes(trailing), 0, closed
+                self._reader = PlainReader(bytes(trailing), closed=closed)
             else:
                 self._h11 = conn = self._new_h11()
                 if trailing:
@@ -530,7 +385,7 @@ class Exchange:
                 if closed:
                     conn.receive_data(b"")
         self._head = None
-        self._body = None
+        self._body.drop()
         return head + body
 
     def stream_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bool]:
@@ -540,7 +395,7 @@ class Exchange:
         The exchange is over then: the body takes a fast path around h11 (see
         :mod:`rawsse.server.stream`).
         """
-        if self._h11 is None and self._stage is _ANSWERING:
+        if self._h11 is None and self._reader.stage is _ANSWERING:
             return _plain_stream_head(headers), True
         conn = self._h11 if self._h11 is not None else self._catch_up()
         chunked = conn.their_http_version != b"1.0"
@@ -551,23 +406,6 @@ class Exchange:
 
 _END = h11.EndOfMessage()
 
-
-class Stage(enum.Enum):
-    """Where a request read without h11's connection stands (``Exchange._stage``)."""
-
-    HEAD = "head"  #: its head is still to come
-    BODY = "body"  #: its head is read, its body still to come
-    ANSWERING = "answering"  #: it is complete, and waits for its answer
-
-
-# Module names for the members: the hot path compares with ``is`` against a global, as
-# cheap as the strings these once were.
-_HEAD = Stage.HEAD
-_BODY = Stage.BODY
-_ANSWERING = Stage.ANSWERING
-
-#: What ``Exchange._next_plain`` returns for a request h11's connection reads instead.
-_NOT_PLAIN = object()
 
 #: Response heads already checked by h11, by status and headers: the answers a server
 #: gives are few (the same publish answer but for its length, the same probes), and
@@ -620,16 +458,6 @@ def _plain_stream_head(headers: list[tuple[bytes, bytes]]) -> bytes:
             _STREAM_HEADS.clear()  # varied heads (origins): start again
         _STREAM_HEADS[key] = head
     return head
-
-
-def _tokens(value: bytes) -> list[bytes]:
-    """The lower-case items of a comma-separated header value."""
-    return [item.strip() for item in value.lower().split(b",")]
-
-
-def _fatal(status: int, reason: str) -> RequestError:
-    status = status if 400 <= status < 600 else 400
-    return RequestError(reason, status, close=True)
 
 
 def _must_close(conn: h11.Connection) -> bool:

@@ -181,7 +181,7 @@ def test_small_but_not_tiny_chunks_and_slow_bodies_are_read() -> None:
     buffers = set()
     for at in range(start, len(raw), 500):
         plain.receive(raw[at : at + 500])
-        buffers.add(id(plain._raw))
+        buffers.add(id(plain._reader.raw))
         if at + 500 < len(raw):
             assert plain.next_request() is None
     assert len(buffers) == 1  # extended in place, not copied at each read
