@@ -55,12 +55,20 @@ OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 
 class Record:
-    """One ordered event: its place in the order, wire id, topics and final bytes."""
+    """One ordered event: its place in the order, wire id, topics and final bytes, and
+    whether it is private (Mercure mode: only subscribers whose grants cover one of its
+    topics may receive it)."""
 
-    __slots__ = ("seq", "id", "topics", "frame", "at")
+    __slots__ = ("seq", "id", "topics", "frame", "at", "private")
 
     def __init__(
-        self, seq: int, id: str, topics: tuple[str, ...], frame: bytes, at: float = 0.0
+        self,
+        seq: int,
+        id: str,
+        topics: tuple[str, ...],
+        frame: bytes,
+        at: float = 0.0,
+        private: bool = False,
     ) -> None:
         self.seq = seq
         self.id = id
@@ -68,6 +76,7 @@ class Record:
         self.frame = frame
         #: ``time.monotonic()`` when it was published, where a backend keeps it by age.
         self.at = at
+        self.private = private
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +208,7 @@ class Backend(ABC):
 
     @abstractmethod
     def publish(
-        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None
+        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
     ) -> Record | Awaitable[Record]:
         """Order, store and deliver one event; return its record.
 
@@ -208,6 +217,8 @@ class Backend(ABC):
             parts: the event encoded but for its id.
             id: the publisher's id (already checked as a field), or ``None`` for one
                 the backend assigns.
+            private: whether only subscribers granted one of ``topics`` may receive it
+                (kept with it, for replay too).
 
         Raises:
             InvalidEvent: ``id`` is reserved or already in the history.

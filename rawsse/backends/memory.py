@@ -97,7 +97,9 @@ class MemoryBackend(Backend):
         """The wire id of sequence number ``seq`` in this epoch."""
         return f"{self.epoch}-{seq}"
 
-    def publish(self, topics: tuple[str, ...], parts: EventParts, *, id: str | None) -> Record:
+    def publish(
+        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
+    ) -> Record:
         """Give the event the next id (or check the publisher's), keep it, deliver it.
 
         Raises:
@@ -113,7 +115,12 @@ class MemoryBackend(Backend):
         wire_id = self.make_id(seq) if id is None else id
         self.last_seq = seq
         record = Record(
-            seq, wire_id, topics, parts.frame(wire_id), time.monotonic() if self.ttl else 0.0
+            seq,
+            wire_id,
+            topics,
+            parts.frame(wire_id),
+            time.monotonic() if self.ttl else 0.0,
+            private,
         )
         if id is not None:
             self._by_user_id[id] = record

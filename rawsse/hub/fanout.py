@@ -6,6 +6,14 @@ to every member, one ``transport.write`` per subscriber per iteration, with no
 ``await`` and no allocation per subscriber. Grouping is also what delivers an event
 published to several topics only once to a subscriber that reads more than one of them.
 
+Subscribers in Mercure mode also read selectors (``*``, URI templates): each distinct
+selector read here is a :class:`Pattern`, which collects the events of every topic it
+matches as a topic collects its own. Which patterns a topic matches is evaluated once
+and kept (until the set of patterns changes), so an event costs one lookup per topic,
+not one evaluation per subscriber. Their groups are keyed by topics and view
+(:class:`~rawsse.hub.views.View`); an iteration with a private event filters each
+group's events by its view once, before the frame is joined.
+
 It is what a backend delivers to (:class:`~rawsse.backends.base.HubLink`): events in
 their order come to :meth:`Fanout.dispatch`, and a backend may end streams or ask which
 topics are read here. The :class:`~rawsse.hub.hub.Hub` owns it and adds publishing and
@@ -25,10 +33,13 @@ from typing import cast
 from rawsse.backends.base import Backend, Record
 from rawsse.config import Config
 from rawsse.events import HEARTBEAT, chunk
+from rawsse.hub.groups import Group, Pattern, Topic
 from rawsse.hub.loadgauge import ThreadLoad
 from rawsse.hub.metrics import Metrics
 from rawsse.hub.pacing import FlushPacing
+from rawsse.hub.patterns import Patterns
 from rawsse.hub.subscriber import Subscriber, finish_with_retry
+from rawsse.hub.views import View, visible
 
 __all__ = ["Fanout", "Group", "Topic"]
 
@@ -37,40 +48,6 @@ _CHUNKED_HEARTBEAT = chunk(HEARTBEAT)
 #: Events dispatched within this many seconds of each other count as published at the
 #: same moment for the publish latency histogram (a batch's events, one observation).
 SAME_MOMENT = 0.0001
-
-
-class Topic:
-    """A topic with subscribers: the groups reading it, how many subscribers they hold
-    in all (kept as they come and go, for ``/metrics``), and its events pending flush."""
-
-    __slots__ = ("name", "groups", "pending", "subscribers")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.groups: set[Group] = set()
-        self.pending: list[Record] = []
-        self.subscribers = 0
-
-
-class Group:
-    """Subscribers reading the same set of topics; they receive identical bytes."""
-
-    __slots__ = ("key", "names", "topics", "plain", "chunked", "wrote_at_tick")
-
-    def __init__(
-        self, key: frozenset[str], names: tuple[str, ...], topics: tuple[Topic, ...]
-    ) -> None:
-        self.key = key
-        #: The topic names, as the first subscriber gave them; every member shares this
-        #: tuple instead of holding its own copy of the names.
-        self.names = names
-        self.topics = topics
-        self.plain: set[Subscriber] = set()
-        self.chunked: set[Subscriber] = set()
-        self.wrote_at_tick = -1
-
-    def __len__(self) -> int:
-        return len(self.plain) + len(self.chunked)
 
 
 class Fanout:
@@ -91,9 +68,12 @@ class Fanout:
         #: Subscribers whose transport is over its high-water mark.
         self.paused: set[Subscriber] = set()
         self._topics: dict[str, Topic] = {}
-        self._groups: dict[frozenset[str], Group] = {}
+        self._groups: dict[tuple[frozenset[str], View | None], Group] = {}
+        # The selectors read here that are not exact topics (hub/patterns.py).
+        self._patterns = Patterns()
+        self._private = False  # a private event is pending flush
         self._subscribers = 0  # in all the groups
-        self._dirty: list[Topic] = []
+        self._dirty: list[Topic | Pattern] = []
         self._flush_scheduled = False
         self._flushing = False
         self._unsubscribe_later: list[Subscriber] = []
@@ -119,7 +99,11 @@ class Fanout:
                 self._dirty.append(topic)
             topic.pending.append(record)
             queued = True
+        if self._patterns and self._patterns.queue(record, self._dirty.append):
+            queued = True
         if queued:
+            if record.private:
+                self._private = True
             now = time.monotonic()
             published_at = self._published_at
             if published_at and now - published_at[-1] < SAME_MOMENT:
@@ -143,6 +127,7 @@ class Fanout:
         dirty, self._dirty = self._dirty, []
         if not dirty:
             return
+        private, self._private = self._private, False
         started = time.monotonic()
         self.pacing.begin(started, self.load.sample)
         groups: set[Group] = set()
@@ -153,6 +138,10 @@ class Fanout:
         with self._deferring_unsubscribe():
             for group in groups:
                 records = _pending_of(group)
+                if private:
+                    records = list(visible(records, group.view))
+                    if not records:
+                        continue
                 if len(records) == 1:
                     payload = records[0].frame
                 else:
@@ -192,17 +181,21 @@ class Fanout:
                 for subscriber in later:
                     self.unsubscribe(subscriber)
 
-    def join(self, subscriber: Subscriber) -> None:
-        """Add ``subscriber`` to the group of its exact topics (made if new), after
-        flushing what this iteration has pending, so that what it is sent from now on
-        comes after the last event dispatched (``last_seq``)."""
+    def join(self, subscriber: Subscriber, view: View | None = None) -> None:
+        """Add ``subscriber`` to the group of its exact topics and ``view`` (made if
+        new), after flushing what this iteration has pending, so that what it is sent
+        from now on comes after the last event dispatched (``last_seq``)."""
         if self._dirty:
             self._flush()
         key = frozenset(subscriber.topics)
-        group = self._groups.get(key)
+        group = self._groups.get((key, view))
         if group is None:
-            topics = tuple(self._topic(name) for name in subscriber.topics)
-            group = self._groups[key] = Group(key, subscriber.topics, topics)
+            topics: tuple[Topic | Pattern, ...] = tuple(
+                self._topic(name) for name in subscriber.topics
+            )
+            if view is not None and view.patterns:
+                topics += tuple(self._patterns.of(s) for s in sorted(view.patterns, key=_TEXT))
+            group = self._groups[key, view] = Group(key, subscriber.topics, topics, view)
             for topic in topics:
                 topic.groups.add(group)
         (group.chunked if subscriber.chunked else group.plain).add(subscriber)
@@ -244,12 +237,15 @@ class Fanout:
         for topic in group.topics:
             topic.subscribers -= 1
         if len(group) == 0:
-            del self._groups[group.key]
+            del self._groups[group.key, group.view]
             for topic in group.topics:
                 topic.groups.discard(group)
                 if not topic.groups:
-                    del self._topics[topic.name]
-                    self._backend.unlisten(topic.name)
+                    if isinstance(topic, Pattern):
+                        self._patterns.remove(topic)
+                    else:
+                        del self._topics[topic.name]
+                        self._backend.unlisten(topic.name)
                     if topic.pending:
                         self._dirty.remove(topic)
                         topic.pending.clear()
@@ -269,7 +265,7 @@ class Fanout:
         ended = 0
         with self._deferring_unsubscribe():
             for group in list(self._groups.values()):
-                if topics is not None and group.key.isdisjoint(topics):
+                if topics is not None and not _reads_any(group, topics):
                     continue
                 for subscriber in (*group.plain, *group.chunked):
                     finish_with_retry(subscriber, window, reason)
@@ -360,6 +356,17 @@ def _largest_topics(topics: dict[str, Topic], limit: int) -> list[tuple[str, int
         chosen += [topics[name] for name in heapq.nsmallest(limit - len(chosen), tied)]
     chosen.sort(key=lambda topic: (-topic.subscribers, topic.name))
     return [(topic.name, topic.subscribers) for topic in chosen]
+
+
+_TEXT = operator.attrgetter("text")
+
+
+def _reads_any(group: Group, topics: Collection[str]) -> bool:
+    """Whether ``group`` reads one of ``topics``, by name or by pattern."""
+    if not group.key.isdisjoint(topics):
+        return True
+    view = group.view
+    return view is not None and any(s.matches(t) for s in view.patterns for t in topics)
 
 
 def _pending_of(group: Group) -> list[Record]:

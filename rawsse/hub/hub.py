@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 from typing import cast
 
-from rawsse.backends.base import Backend, Record, Replay
+from rawsse.backends.base import NOTHING, Backend, Record, Replay
 from rawsse.backends.factory import backend_for
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent, RequestError
@@ -22,9 +22,10 @@ from rawsse.hub.fanout import Fanout, Group, Topic
 from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, HubGauges, Metrics, process_gauges
 from rawsse.hub.pacing import FlushPacing
 from rawsse.hub.subscriber import Subscriber
+from rawsse.hub.views import View, visible
 from rawsse.topics import parse_topics
 
-__all__ = ["Group", "Hub", "Topic"]
+__all__ = ["Group", "Hub", "Topic", "View"]
 
 
 class Hub:
@@ -59,6 +60,7 @@ class Hub:
         event: str | None = None,
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> str:
         """Publish one event to one topic or several; return its id.
 
@@ -76,6 +78,9 @@ class Hub:
             id: an id of the publisher's choosing, unique within the history; by
                 default (``None`` or blank) the backend assigns ``EPOCH-SEQ``.
             retry: a reconnection time in milliseconds to send with the event.
+            private: send it only to subscribers whose view's grants cover one of
+                its topics (Mercure mode), in replay too; a native subscriber never
+                receives it.
 
         Returns:
             The event's id.
@@ -89,7 +94,9 @@ class Hub:
         """
         if not self.backend.synchronous:
             raise RuntimeError("this backend publishes asynchronously: use publish_async()")
-        return cast(str, self.start_publish(topic, data, event=event, id=id, retry=retry))
+        return cast(
+            str, self.start_publish(topic, data, event=event, id=id, retry=retry, private=private)
+        )
 
     async def publish_async(
         self,
@@ -99,9 +106,10 @@ class Hub:
         event: str | None = None,
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> str:
         """:meth:`publish` for any backend: awaits the backend when it must."""
-        result = self.start_publish(topic, data, event=event, id=id, retry=retry)
+        result = self.start_publish(topic, data, event=event, id=id, retry=retry, private=private)
         return result if isinstance(result, str) else await result
 
     def start_publish(
@@ -112,12 +120,13 @@ class Hub:
         event: str | None = None,
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> str | Awaitable[str]:
         """Validate, encode and hand the event to the backend: its id at once from a
         synchronous backend, else something to await for it. (What the HTTP layer
         calls, so that only a remote backend costs a task.)"""
         return self.start_publish_to(
-            self._topic_names(topic), data, event=event, id=id, retry=retry
+            self._topic_names(topic), data, event=event, id=id, retry=retry, private=private
         )
 
     def start_publish_to(
@@ -128,6 +137,7 @@ class Hub:
         event: str | None = None,
         id: str | None = None,
         retry: int | None = None,
+        private: bool = False,
     ) -> str | Awaitable[str]:
         """:meth:`start_publish` to topic names already checked by
         :func:`rawsse.h1.parse.parse_topics` (as the HTTP layer has): not checked again."""
@@ -136,7 +146,10 @@ class Hub:
         parts = encode_checked(
             data, event=event, id=id, retry=retry, max_size=self.config.max_event_size
         )
-        result = self.backend.publish(topics, parts, id=id)
+        if private:
+            result = self.backend.publish(topics, parts, id=id, private=True)
+        else:  # as a backend written before private events is called
+            result = self.backend.publish(topics, parts, id=id)
         if isinstance(result, Record):
             self.metrics.events_published += 1
             return result.id
@@ -168,11 +181,13 @@ class Hub:
         return self.backend.listen(topics, last_event_id)
 
     def subscribe(
-        self, subscriber: Subscriber, last_event_id: str | None = None
+        self, subscriber: Subscriber, last_event_id: str | None = None, *, view: View | None = None
     ) -> Replay | Awaitable[Replay]:
-        """Add ``subscriber`` to its topics; return what it missed since
-        ``last_event_id`` (a lost notice or ``None``, and the records to replay), or
-        something to await for it from a remote backend.
+        """Add ``subscriber`` to its topics (and, in Mercure mode, ``view``'s
+        selectors); return what it missed since ``last_event_id`` (a lost notice or
+        ``None``, and the records to replay), or something to await for it from a
+        remote backend. Private events are replayed only as they are sent live: to a
+        view whose grants cover one of their topics.
 
         Call :meth:`Subscriber.begin` in the same step: live events are then held until
         the replay is written (:meth:`Subscriber.replay`). Events of this iteration not
@@ -180,8 +195,11 @@ class Hub:
         so the seam between replay and live stream has neither a duplicate nor a hole.
         """
         fanout = self.fanout
-        fanout.join(subscriber)
-        return self.backend.replay(subscriber.topics, last_event_id, upto=fanout.last_seq)
+        fanout.join(subscriber, view)
+        replay = self.backend.replay(subscriber.topics, last_event_id, upto=fanout.last_seq)
+        if isinstance(replay, Replay):
+            return _visible_replay(replay, view)
+        return _visible_later(replay, view)
 
     # -- the fan-out's, for the server and embedders ------------------------------
 
@@ -286,3 +304,16 @@ class Hub:
         """Close the backend (the server calls it when it has shut down)."""
         self.fanout.load.close()
         await self.backend.close()
+
+
+def _visible_replay(replay: Replay, view: View | None) -> Replay:
+    """``replay`` without the private events ``view`` may not receive (all of them
+    without a view): replay follows the rule of the live stream."""
+    records = replay.records
+    if records is NOTHING:
+        return replay
+    return Replay(replay.lost, visible(records, view))
+
+
+async def _visible_later(pending: Awaitable[Replay], view: View | None) -> Replay:
+    return _visible_replay(await pending, view)

@@ -227,3 +227,21 @@ def test_a_candidate_epoch_is_drawn_again_once_used() -> None:
     assert delivery.candidate == candidate
     delivery.used(candidate)
     assert delivery.candidate != candidate and len(delivery.candidate) == 8
+
+
+def test_a_private_event_crosses_redis_marked_so() -> None:
+    """The body carries the mark, so every server filters a private event as the
+    publishing one does; a body without it is public."""
+    private = encode_body(("t", "u"), encode_parts("secret"), "own-1", True)
+    public = encode_body(("t",), encode_parts("open"), None)
+    assert record_of(EPOCH, 7, private).private
+    assert record_of(EPOCH, 7, private).topics == ("t", "u")
+    assert record_of(EPOCH, 7, private).id == "own-1"
+    assert not record_of(EPOCH, 8, public).private
+    process = Process()
+    process.go_live(counter=0)
+    seen: list[bool] = []
+    process.hub.dispatch = lambda record: seen.append(record.private)  # type: ignore[method-assign]
+    process.delivery.message(b"%s 1 %s" % (EPOCH.encode(), private))
+    process.delivery.message(b"%s 2 %s" % (EPOCH.encode(), public))
+    assert seen == [True, False]

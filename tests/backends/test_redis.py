@@ -29,9 +29,13 @@ from rawsse.backends.base import LOST_EVENT
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent
 from rawsse.hub.hub import Hub
+from rawsse.hub.subscriber import Subscriber
+from rawsse.hub.views import View
+from rawsse.matching.selectors import Kind, selector
 from rawsse.server.server import Server
 from tests.conftest import TEST_KEY, make_config, running_servers, scaled, wait_for
 from tests.support.client import RawConnection, metric_at
+from tests.support.fakes import RecordingTransport
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.streams import collect, events_after
 
@@ -693,3 +697,30 @@ async def test_a_topic_that_is_not_utf_8_is_refused_before_redis(redis: RedisSer
         results = [json.loads(line) for line in batch.text.splitlines()]
         assert batch.status_code == 400
         assert ["id" in results[0], results[1]["status"], "id" in results[2]] == [True, 400, True]
+
+
+async def test_a_private_event_stays_private_on_every_server(redis: RedisServer) -> None:
+    """Published private on A, it crosses Redis marked so: B's native readers and a
+    reader replaying from the history on B never see it; B's hub delivers it, with
+    the same id, only to a view whose grants cover its topic."""
+    async with redis_servers(redis, 2) as (a, b):
+        url = f"{b.url}/events?topic=t"
+        async with Reader(url) as native:
+            granted = RecordingTransport()
+            subscriber = Subscriber(granted, ("t",), chunked=False, max_buffer=1 << 20)
+            grants = View(reading=frozenset({selector(Kind.EXACT, "t")}))
+            ready = b.hub.ready(("t",), None)
+            if ready is not None:
+                await ready
+            b.hub.subscribe(subscriber, view=grants)
+            first = await a.hub.publish_async("t", "public one")
+            secret = await a.hub.publish_async("t", "SECRET", private=True)
+            await a.hub.publish_async("t", "public two")
+            assert [e.data for e in await native.wait_count(2)] == ["public one", "public two"]
+            await wait_for(lambda: b"public two" in b"".join(granted.writes))
+            written = b"".join(granted.writes).decode()
+            assert f"id: {secret}\ndata: SECRET" in written
+            assert all("SECRET" not in e.data for e in native.events)
+            b.hub.unsubscribe(subscriber)
+        replayed = await events_after(url, first, 1)
+        assert [e.data for e in replayed] == ["public two"]

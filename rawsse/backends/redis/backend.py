@@ -211,7 +211,7 @@ class RedisBackend(Backend):
     # -- publishing ---------------------------------------------------------------------
 
     def publish(
-        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None
+        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
     ) -> Awaitable[Record]:
         """Send the event to Redis (pipelined with other publishes); the record, with
         the id Redis gave it, once Redis has answered.
@@ -227,7 +227,7 @@ class RedisBackend(Backend):
         if not self._delivery.live:
             raise BackendUnavailable("redis unavailable")
         keys = self.keys
-        body = encode_body(topics, parts, id)
+        body = encode_body(topics, parts, id, private)
         args: list[Any] = [
             self._delivery.candidate,
             self.history,
@@ -243,10 +243,15 @@ class RedisBackend(Backend):
         answer = self._calls.call(
             "publish", [keys.counter, keys.epoch, keys.ids, keys.trimmed, *streams], args
         )
-        return self._published(answer, topics, parts, id)
+        return self._published(answer, topics, parts, id, private)
 
     async def _published(
-        self, answer: Awaitable[Any], topics: tuple[str, ...], parts: EventParts, id: str | None
+        self,
+        answer: Awaitable[Any],
+        topics: tuple[str, ...],
+        parts: EventParts,
+        id: str | None,
+        private: bool,
     ) -> Record:
         raw_epoch, seq = await answer
         epoch = raw_epoch.decode("ascii")
@@ -254,7 +259,7 @@ class RedisBackend(Backend):
         if seq == 0:
             raise InvalidEvent(f"id {id!r} is already in the history")
         wire_id = f"{epoch}-{seq}" if id is None else id
-        return Record(seq, wire_id, topics, parts.frame(wire_id))
+        return Record(seq, wire_id, topics, parts.frame(wire_id), 0.0, private)
 
     def history_size(self) -> int:
         """0: the history is in Redis, not in this process (see Redis's own figures)."""

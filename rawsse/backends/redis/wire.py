@@ -4,12 +4,13 @@ in a stream entry and in a Pub/Sub message. No I/O here.
 An event is stored once per topic as a stream entry whose id is ``SEQ-0`` (``SEQ`` from
 the one global counter) and whose one field ``e`` is the event's *body*:
 
-    b"<len(uid)> <len(before)> <len(after)>\\n" uid before after topic\\ntopic...
+    b"<len(uid)> <len(before)> <len(after)>[ p]\\n" uid before after topic\\ntopic...
 
 ``before`` and ``after`` are the event encoded but for its id
 (:class:`rawsse.events.EventParts`), so a receiving process adds the id and has the
 final bytes in one operation, without decoding or re-encoding the data. ``uid`` is the
-publisher's id, or empty for the assigned ``EPOCH-SEQ``. The topics travel with the
+publisher's id, or empty for the assigned ``EPOCH-SEQ``; `` p`` marks a private event
+(Mercure mode), so that every server filters it as the publishing one would. The topics travel with the
 event, so that a process that reads it from one topic's channel delivers it to the
 subscribers of all of them, once.
 
@@ -74,18 +75,23 @@ class Keys:
         return self.prefix + "m:" + token
 
 
-def encode_body(topics: tuple[str, ...], parts: EventParts, uid: str | None) -> bytes:
+def encode_body(
+    topics: tuple[str, ...], parts: EventParts, uid: str | None, private: bool = False
+) -> bytes:
     """The event's body, as stored and published (see the module's docstring)."""
     uid_bytes = b"" if uid is None else uid.encode("utf-8")
     before, after = parts.before_id, parts.after_id
-    head = b"%d %d %d\n" % (len(uid_bytes), len(before), len(after))
+    mark = b" p" if private else b""
+    head = b"%d %d %d%s\n" % (len(uid_bytes), len(before), len(after), mark)
     return b"".join((head, uid_bytes, before, after, "\n".join(topics).encode("utf-8")))
 
 
-def decode_body(body: bytes) -> tuple[str | None, tuple[str, ...], EventParts]:
-    """The publisher's id (or ``None``), the topics and the parts of a body."""
+def decode_body(body: bytes) -> tuple[str | None, tuple[str, ...], EventParts, bool]:
+    """The publisher's id (or ``None``), the topics, the parts of a body, and whether
+    it is private."""
     newline = body.index(b"\n")
-    uid_length, before_length, after_length = map(int, body[:newline].split())
+    head = body[:newline].split()
+    uid_length, before_length, after_length = map(int, head[:3])
     start = newline + 1
     uid_end = start + uid_length
     before_end = uid_end + before_length
@@ -93,14 +99,14 @@ def decode_body(body: bytes) -> tuple[str | None, tuple[str, ...], EventParts]:
     uid = body[start:uid_end].decode("utf-8") if uid_length else None
     parts = EventParts(body[uid_end:before_end], body[before_end:after_end])
     topics = tuple(body[after_end:].decode("utf-8").split("\n"))
-    return uid, topics, parts
+    return uid, topics, parts, head[3:] == [b"p"]
 
 
 def record_of(epoch: str, seq: int, body: bytes) -> Record:
     """The record of a stored or published event: its id and final bytes."""
-    uid, topics, parts = decode_body(body)
+    uid, topics, parts, private = decode_body(body)
     wire_id = f"{epoch}-{seq}" if uid is None else uid
-    return Record(seq, wire_id, topics, parts.frame(wire_id))
+    return Record(seq, wire_id, topics, parts.frame(wire_id), 0.0, private)
 
 
 def decode_message(message: bytes) -> tuple[str, int, bytes]:
