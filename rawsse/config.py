@@ -75,6 +75,9 @@ DEFAULT_KEEPALIVE_TIMEOUT = 75.0
 #: what browsers send and smaller than what any sane client needs.
 DEFAULT_MAX_HEADER_SIZE = 16 * KiB
 
+#: The cookie a Mercure 0.x browser sends its token in (Mercure's own default name).
+DEFAULT_MERCURE_COOKIE = "mercureAuthorization"
+
 #: Seconds from SIGTERM to exit, whatever clients do. systemd waits 90 s and Kubernetes
 #: 30 s before SIGKILL; 10 s leaves room for both.
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
@@ -320,6 +323,37 @@ class Config:
         DEFAULT_REDIS_TIMEOUT,
         "seconds Redis may take to answer before a publish or a new stream is refused (503)",
     )
+    mercure: bool = _setting(
+        False,
+        "also serve the Mercure protocol (0.x: topic selectors, the mercure claim, private "
+        "updates) at /.well-known/mercure; needs the 'mercure' extra",
+    )
+    publisher_jwt_key: str | None = _setting(
+        None,
+        "Mercure mode: the HS256 secret, or PEM public key, publishers' tokens are verified "
+        "with (default: jwt_secret or jwt_public_key; MERCURE_PUBLISHER_JWT_KEY also read)",
+        metavar="KEY",
+        env_alias="MERCURE_PUBLISHER_JWT_KEY",
+    )
+    subscriber_jwt_key: str | None = _setting(
+        None,
+        "Mercure mode: the HS256 secret, or PEM public key, subscribers' tokens are verified "
+        "with (default: jwt_secret or jwt_public_key; MERCURE_SUBSCRIBER_JWT_KEY also read)",
+        metavar="KEY",
+        env_alias="MERCURE_SUBSCRIBER_JWT_KEY",
+    )
+    publish_origins: tuple[str, ...] = _setting(
+        (),
+        "Mercure mode: an origin (https://host[:port]) a publish authenticated by cookie "
+        "may come from; without one, such publishes are refused",
+        flag="publish-origin",
+        metavar="ORIGIN",
+    )
+    mercure_cookie: str = _setting(
+        DEFAULT_MERCURE_COOKIE,
+        "Mercure mode: the cookie a browser's token comes in",
+        metavar="NAME",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -392,7 +426,22 @@ class Config:
         if not self.redis_prefix:
             raise ConfigError("redis_prefix must not be empty")
         _check_networks(self.trusted_proxies)
-        _check_origins(self.cors_origins)
+        _check_origins("cors_origins", self.cors_origins)
+        _check_origins("publish_origins", self.publish_origins)
+        for name in ("publisher_jwt_key", "subscriber_jwt_key", "mercure_cookie"):
+            if getattr(self, name) == "":
+                raise ConfigError(f"{name} must not be empty (use None for no key)")
+        if self.mercure and self.mercure_key("publisher") is None:
+            raise ConfigError(
+                "mercure needs a key for publishers' tokens: publisher_jwt_key, jwt_secret "
+                "or jwt_public_key"
+            )
+
+    def mercure_key(self, role: str) -> str | None:
+        """The key Mercure mode verifies ``role``'s tokens with (``publisher`` or
+        ``subscriber``): its own, else the one native tokens use."""
+        own: str | None = getattr(self, f"{role}_jwt_key")
+        return own if own is not None else (self.jwt_secret or self.jwt_public_key)
 
     def replace(self, **changes: object) -> Config:
         """Return a copy with ``changes`` applied, validated again."""
@@ -409,15 +458,13 @@ def _check_networks(values: tuple[str, ...]) -> None:
             ) from None
 
 
-def _check_origins(values: tuple[str, ...]) -> None:
+def _check_origins(name: str, values: tuple[str, ...]) -> None:
     for value in values:
         if value == "*":
             continue
         scheme, sep, rest = value.partition("://")
         if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
-            raise ConfigError(
-                f"cors_origins: {value!r} is not an origin like https://example.com or *"
-            )
+            raise ConfigError(f"{name}: {value!r} is not an origin like https://example.com or *")
 
 
 def _at_least(name: str, value: int, minimum: int) -> None:

@@ -31,6 +31,7 @@ from rawsse.events import RESERVED_EVENT_PREFIX, EventParts, encode_event
 __all__ = [
     "LOST_EVENT",
     "NOTHING",
+    "EARLIEST",
     "OWN_ID",
     "Backend",
     "HubLink",
@@ -52,6 +53,15 @@ LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
 #: The shape of the ids backends assign (``EPOCH-SEQ``), reserved for them: a publisher
 #: may not choose one.
 OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
+
+#: The last event id that asks for every event kept (Mercure's); no publisher may take it.
+EARLIEST = "earliest"
+
+
+def reserved_id(id: str) -> bool:
+    """Whether a publisher may not give its event ``id``: the hub's own shape, or
+    :data:`EARLIEST`."""
+    return id == EARLIEST or OWN_ID.fullmatch(id) is not None
 
 
 class Record:
@@ -231,6 +241,11 @@ class Backend(ABC):
         """What a client that last saw ``last_event_id`` missed on ``topics``, up to
         and including sequence number ``upto`` (what the hub had delivered when the
         client joined; later events reach it live)."""
+
+    def kept_topics(self) -> Iterable[str] | None:
+        """The topics with events kept, for the replay of a subscriber reading
+        selectors; ``None`` when the backend cannot list them cheaply."""
+        return None
 
     @abstractmethod
     def history_size(self) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from operator import attrgetter
 
 from rawsse.backends.base import (
+    EARLIEST,
     LOST_EVENT,
     OWN_ID,
     Backend,
@@ -26,6 +27,7 @@ from rawsse.backends.base import (
     lost_notice,
     merge_records,
     nothing,
+    reserved_id,
 )
 from rawsse.errors import InvalidEvent
 from rawsse.events import EventParts
@@ -108,8 +110,11 @@ class MemoryBackend(Backend):
         """
         seq = self.last_seq + 1
         if id is not None:
-            if OWN_ID.fullmatch(id):
-                raise InvalidEvent(f"ids shaped like {self.make_id(1)!r} are reserved for the hub")
+            if reserved_id(id):
+                raise InvalidEvent(
+                    f"ids shaped like {self.make_id(1)!r}, and {EARLIEST!r}, are reserved "
+                    "for the hub"
+                )
             if id in self._by_user_id:
                 raise InvalidEvent(f"id {id!r} is already in the history")
         wire_id = self.make_id(seq) if id is None else id
@@ -195,6 +200,10 @@ class MemoryBackend(Backend):
             return self._evicted.get(topic, 0)
         return max(self._evicted.get(topic, 0), self._forgotten)
 
+    def kept_topics(self) -> list[str]:
+        """The topics with events kept."""
+        return list(self._history)
+
     def history_size(self) -> int:
         """Events kept, counted once per topic that keeps them."""
         return sum(len(kept) for kept in self._history.values())
@@ -218,6 +227,11 @@ class MemoryBackend(Backend):
         """
         if last_event_id is None:
             return Replay(None, nothing())
+        if last_event_id == EARLIEST:  # every event kept, and nothing to tell
+            records = self._records_after(topics, 0)
+            if upto is not None and upto < self.last_seq:
+                records = itertools.takewhile(lambda record: record.seq <= upto, records)
+            return Replay(None, records)
         if self.ttl:
             cutoff = time.monotonic() - self.ttl
             for topic in topics:

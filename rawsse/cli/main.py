@@ -103,8 +103,12 @@ def add_config_options(parser: argparse.ArgumentParser, names: Sequence[str] | N
             if field.default is not None:
                 help_text += " (default %(default)s)"
             convert = _CONVERTERS[kind.split(" |")[0]]
+            default = field.default
+            alias = field.metadata.get("env_alias")
+            if alias is not None:  # a name its users know from elsewhere (Mercure's)
+                default = os.environ.get(alias, default)
             parser.add_argument(
-                flag, type=convert, default=_env(env, field.default), help=help_text, **extra
+                flag, type=convert, default=_env(env, default), help=help_text, **extra
             )
 
 
@@ -357,6 +361,10 @@ class _HubSettings:
             from rawsse.policy.auth import Authorizer
 
             Authorizer(config)  # a bad key or a missing PyJWT
+        if config.mercure:
+            from rawsse.policy.mercure_auth import MercureAuth
+
+            MercureAuth(config)  # a bad key, or a missing extra
         if config.redis is not None:
             from rawsse.backends.factory import backend_for
 

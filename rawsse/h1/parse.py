@@ -24,6 +24,7 @@ __all__ = [
     "parse_target",
     "parse_publish",
     "parse_json_event",
+    "parse_retry",
     "bearer_token",
     "cookie_value",
     "header_value",
@@ -171,7 +172,13 @@ _RETRY_DIGITS = len(str(MAX_RETRY))
 _BAD_RETRY = f"retry must be an integer of milliseconds from 0 to {MAX_RETRY}"
 
 
-def _retry(raw: object) -> int | None:
+def parse_retry(raw: object) -> int | None:
+    """A ``retry`` field: ``None`` when absent or blank, else milliseconds from 0 to
+    ``MAX_RETRY`` given as an integer or a string of ASCII digits.
+
+    Raises:
+        RequestError: 400 for anything else.
+    """
     if raw is None or raw == "":
         return None
     if isinstance(raw, int) and not isinstance(raw, bool):
@@ -214,7 +221,7 @@ def _build(
         data=data,
         event=_optional_field("event", event),
         id=_optional_field("id", id),
-        retry=_retry(retry),
+        retry=parse_retry(retry),
     )
 
 

@@ -253,6 +253,13 @@ class Fanout:
                             self._published_at.clear()
                             self._published_count.clear()
 
+    def read_by(self, view: View, names: Iterable[str]) -> list[str]:
+        """Of topic ``names``, those ``view``'s selectors match (its patterns must be
+        read here: each topic is matched against all of them once, then kept)."""
+        wanted = {self._patterns.of(s) for s in view.patterns}
+        matching = self._patterns.matching
+        return [name for name in names if not wanted.isdisjoint(matching(name))]
+
     def has_topic(self, topic: str) -> bool:
         """Whether ``topic`` has subscribers here."""
         return topic in self._topics

@@ -196,10 +196,22 @@ class Hub:
         """
         fanout = self.fanout
         fanout.join(subscriber, view)
-        replay = self.backend.replay(subscriber.topics, last_event_id, upto=fanout.last_seq)
+        topics = subscriber.topics
+        if view is not None and view.patterns and last_event_id is not None:
+            topics = self._replayed_topics(topics, view)
+        replay = self.backend.replay(topics, last_event_id, upto=fanout.last_seq)
         if isinstance(replay, Replay):
             return _visible_replay(replay, view)
         return _visible_later(replay, view)
+
+    def _replayed_topics(self, topics: tuple[str, ...], view: View) -> tuple[str, ...]:
+        """A view's exact topics and the kept topics its selectors match: whose
+        histories its replay merges."""
+        kept = self.backend.kept_topics()
+        if kept is None:
+            return topics
+        exact = set(topics)
+        return topics + tuple(self.fanout.read_by(view, (t for t in kept if t not in exact)))
 
     # -- the fan-out's, for the server and embedders ------------------------------
 

@@ -51,6 +51,11 @@ class Patterns:
         del self._by_selector[pattern.selector]
         self._matches.clear()
 
+    def matching(self, name: str) -> tuple[Pattern, ...]:
+        """The patterns topic ``name`` matches (evaluated once, then kept)."""
+        patterns = self._matches.get(name)
+        return self._evaluate(name) if patterns is None else patterns
+
     def queue(self, record: Record, dirty: Callable[[Pattern], None]) -> bool:
         """Queue ``record`` on the patterns its topics match (each once, a pattern
         with nothing pending yet passed to ``dirty``); whether any matched."""

@@ -17,6 +17,7 @@ from rawsse.errors import RequestError
 from rawsse.h1.parse import Query, bearer_token, cookie_value
 from rawsse.policy.auth import Authorizer, Grants
 from rawsse.policy.limits import BACKEND_RETRY_WAIT, Limits, client_key, stream_retry_ms
+from rawsse.policy.mercure_auth import MercureAuth
 from rawsse.policy.proxy import ProxyResolver
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Admission:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.auth = Authorizer(config)
+        #: Mercure mode's credentials (``None`` when it is off).
+        self.mercure = MercureAuth(config) if config.mercure else None
         self.limits = Limits(config)
         self.proxies = ProxyResolver(config.trusted_proxies)
         self._shed_logged: dict[str, float] = {}
@@ -177,6 +180,18 @@ class Admission:
             Refused: over the connection rate (behind a proxy) or a stream cap.
         """
         grants = self.auth.subscriber(self._subscriber_token(request, query), topics)
+        return grants, self.stream_slot(
+            client=client, trusted=trusted, now=now, open_streams=open_streams
+        )
+
+    def stream_slot(self, *, client: str, trusted: bool, now: float, open_streams: int) -> str:
+        """Count a new stream from ``client`` against the stream caps (and, behind a
+        proxy, the connection rate); the key to release it with
+        (:meth:`release_stream`).
+
+        Raises:
+            Refused: over the connection rate (behind a proxy) or a stream cap.
+        """
         key = client_key(client)
         if trusted:
             # Behind a proxy the client's own connections are not seen: each stream
@@ -188,7 +203,7 @@ class Admission:
         if not self.limits.open_stream(key, open_streams):
             self._shed(key, "too many streams (--max-streams-per-address, --max-streams)", now)
             raise self._refused("too many streams", None)
-        return grants, key
+        return key
 
     def stream_grants(self, request: Request, query: Query, topics: Sequence[str]) -> None:
         """Check a stream's credentials only (for ``HEAD``, which opens no stream)."""

@@ -39,6 +39,8 @@ __all__ = [
     "TokenVerifier",
     "selector_matches",
     "mint_token",
+    "expiry",
+    "verifier_for",
     "key_matches",
     "KEY_GRANTS",
     "CLAIM",
@@ -198,7 +200,26 @@ class TokenVerifier:
         self._issuer = issuer
 
     def verify(self, token: str) -> Grants:
-        """Check signature, algorithm, ``exp``, ``nbf``, and ``aud``/``iss`` when set.
+        """Check signature, algorithm, ``exp``, ``nbf``, and ``aud``/``iss`` when set;
+        the token's rawsse grants.
+
+        Raises:
+            AuthError: 401 with a short reason for any failure.
+        """
+        claims = self.claims(token)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            subject = "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+        return Grants(
+            subject=subject,
+            publish=_selectors(claims, "publish"),
+            subscribe=_selectors(claims, "subscribe"),
+            expires_at=expiry(claims),
+        )
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The claims of ``token`` once its signature, algorithm, ``exp``, ``nbf``, and
+        ``aud``/``iss`` (when set) are checked.
 
         Raises:
             AuthError: 401 with a short reason for any failure.
@@ -230,18 +251,22 @@ class TokenVerifier:
         except (OverflowError, ValueError):
             # PyJWT converts time claims with int(): an Infinity raises OverflowError.
             raise AuthError("token rejected: malformed time claim") from None
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            subject = "token:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
-        return Grants(
-            subject=subject,
-            publish=_selectors(claims, "publish"),
-            subscribe=_selectors(claims, "subscribe"),
-            expires_at=_expiry(claims),
-        )
+        if not isinstance(claims, dict):
+            raise AuthError("malformed token")
+        return claims
 
 
-def _expiry(claims: dict[str, Any]) -> float | None:
+def verifier_for(
+    key: str, *, audience: str | None = None, issuer: str | None = None
+) -> TokenVerifier:
+    """A verifier for ``key``: a PEM public key (RS256, ES256/384/512), else an HS256
+    secret."""
+    if key.lstrip().startswith("-----BEGIN"):
+        return TokenVerifier(public_key=key, audience=audience, issuer=issuer)
+    return TokenVerifier(secret=key, audience=audience, issuer=issuer)
+
+
+def expiry(claims: dict[str, Any]) -> float | None:
     """The token's ``exp`` as Unix time, or ``None`` without one.
 
     RFC 7519 makes ``exp`` a JSON number. PyJWT also accepts a numeric string (it

@@ -286,7 +286,7 @@ class HttpConnection(DeadlineProtocol):
         version = exchange.http_version
         self.cycle = None  # h11's part is over: the body takes the fast path
         self.set_state(ConnState.STREAMING)
-        server.hub.metrics.count_request("/events", 200)
+        server.hub.metrics.count_request(start.path, 200)
         access_logger.info(
             '%s "GET %s HTTP/%s" 200 stream', self.who(), redact_target(request.target), version
         )

@@ -10,9 +10,9 @@ kinds: ``AuthError``, :class:`~rawsse.policy.admission.Refused`) for every refus
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
+from rawsse.errors import RequestError
 from rawsse.events import encode_comment, encode_retry
 from rawsse.h1.parse import (
     SSE_HEADERS,
@@ -23,18 +23,17 @@ from rawsse.h1.parse import (
 )
 from rawsse.h1.replies import Reply, text
 from rawsse.hub.metrics import process_gauges
-from rawsse.policy.admission import Admission, Refused
+from rawsse.policy.admission import Refused
 from rawsse.policy.auth import AuthError, key_matches
 from rawsse.policy.limits import retry_after_seconds
 from rawsse.server.batch import NDJSON, BatchPublish
+from rawsse.server.mercure import HUB_PATH, MercureRoutes
+from rawsse.server.shared import Shared, publish_and_answer
 from rawsse.server.stream import StreamStart
 from rawsse.topics import parse_topics
 
 if TYPE_CHECKING:
-    from rawsse.config import Config
     from rawsse.h1.exchange import Request
-    from rawsse.hub.hub import Hub
-    from rawsse.policy.cors import CorsPolicy
 
 __all__ = [
     "METRICS_ROUTES",
@@ -60,6 +59,10 @@ ROUTES: dict[str, tuple[bytes, ...]] = {
     "/metrics": (b"GET", b"HEAD"),
     "/": (b"GET", b"HEAD"),
 }
+
+#: Mercure mode's hub URL: subscribe and publish.
+_HUB_METHODS = (b"GET", b"HEAD", b"POST")
+_HUB_PATH_BYTES = HUB_PATH.encode()
 
 #: What a separate metrics listener (``metrics_port``) answers: scrapes and probes only.
 METRICS_ROUTES = {path: ROUTES[path] for path in ("/metrics", "/healthz", "/readyz")}
@@ -95,19 +98,7 @@ def path_label(request: Request | None) -> str:
     if request is None:
         return "other"
     path = request.target.partition(b"?")[0].decode("latin-1")
-    return path if path in ROUTES else "other"
-
-
-class Shared(Protocol):
-    """What the routes read of the state every connection of a server shares (the
-    server's :class:`~rawsse.server.connection.ServerState`)."""
-
-    config: Config
-    hub: Hub
-    admission: Admission
-    cors: CorsPolicy
-    demo_page: bytes | None
-    draining: bool
+    return path if path in ROUTES or path == HUB_PATH else "other"
 
 
 class Router:
@@ -115,6 +106,10 @@ class Router:
 
     def __init__(self, server: Shared, routes: dict[str, tuple[bytes, ...]]) -> None:
         self._server = server
+        self._mercure: MercureRoutes | None = None
+        if server.config.mercure and "/events" in routes:
+            routes = {**routes, HUB_PATH: _HUB_METHODS}
+            self._mercure = MercureRoutes(server)
         self._routes = routes
         self._handlers: dict[str, Callable[[Request, Query, float], Reply | Awaitable[Reply]]] = {
             "/publish": self._publish,
@@ -126,11 +121,12 @@ class Router:
 
     def is_stream(self, request: Request) -> bool:
         """Whether ``request`` asks for an event stream (so a refusal must be one)."""
-        return (
-            request.method in (b"GET", b"HEAD")
-            and request.target.partition(b"?")[0] == b"/events"
-            and "/events" in self._routes
-        )
+        if request.method not in (b"GET", b"HEAD"):
+            return False
+        path = request.target.partition(b"?")[0]
+        if path == b"/events":
+            return "/events" in self._routes
+        return path == _HUB_PATH_BYTES and self._mercure is not None
 
     def route(self, request: Request, *, client: str, trusted: bool, now: float) -> Outcome:
         """Answer ``request`` (or admit its stream).
@@ -148,6 +144,10 @@ class Router:
             return text(405, "method not allowed", (b"allow", b", ".join(allowed)))
         if path == "/events":
             return self._events(request, query, client=client, trusted=trusted, now=now)
+        if path == HUB_PATH and self._mercure is not None:
+            if request.method == b"POST":
+                return self._mercure.publish(request, query, now)
+            return self._mercure.subscribe(request, query, client=client, trusted=trusted, now=now)
         return self._handlers[path](request, query, now)
 
     def _healthz(self, request: Request, query: Query, now: float) -> Reply:
@@ -196,21 +196,15 @@ class Router:
             request.header(b"content-type"), request.body, query, max_topics=config.max_topics
         )
         grants.check_publish(publish.topics)
-        try:
-            result = server.hub.start_publish_to(
-                publish.topics,
-                publish.data,
-                event=publish.event,
-                id=publish.id,
-                retry=publish.retry,
-            )
-        except InvalidEvent as exc:
-            raise RequestError(str(exc)) from None
-        except BackendUnavailable as exc:
-            raise server.admission.backend_unavailable(str(exc)) from None
-        if isinstance(result, str):
-            return _published(result)
-        return _published_later(result, server.admission)
+        return publish_and_answer(
+            server,
+            publish.topics,
+            publish.data,
+            _published,
+            event=publish.event,
+            id=publish.id,
+            retry=publish.retry,
+        )
 
     def streams_body(self, request: Request) -> bool:
         """Whether ``request`` (its head) is a batch publish, whose body is published as
@@ -290,12 +284,3 @@ def probe_greeting(request: Request, *, client: str, trusted: bool) -> bytes:
 
 def _published(event_id: str) -> Reply:
     return Reply(200, (event_id + "\n").encode("utf-8"))
-
-
-async def _published_later(pending: Awaitable[str], admission: Admission) -> Reply:
-    try:
-        return _published(await pending)
-    except InvalidEvent as exc:
-        raise RequestError(str(exc)) from None
-    except BackendUnavailable as exc:
-        raise admission.backend_unavailable(str(exc)) from None

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from rawsse.hub.hub import Hub
+    from rawsse.hub.views import View
     from rawsse.policy.auth import Grants
 
 __all__ = [
@@ -59,6 +60,10 @@ class StreamStart:
     ready: Awaitable[None] | None = None
     #: Sent first (a comment): what the hub saw of the client, for ``rawsse probe``.
     greeting: bytes = b""
+    #: Mercure mode: the selectors read beyond ``topics`` and the read grants.
+    view: View | None = None
+    #: The path it was asked on, for metrics and logs.
+    path: str = "/events"
 
 
 #: The event a stream carries ``token_expiry_notice`` seconds before its token expires.
@@ -82,7 +87,7 @@ def open_stream(
     (``start.ready``), nothing is written until it is."""
     first = start.greeting + (b"" if retry is None else encode_retry(retry))
     if start.ready is None:
-        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn)
+        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn, start.view)
     else:
         subscriber.wait(head)
         spawn(_subscribe_when_ready(hub, subscriber, start, head, first, spawn))
@@ -95,8 +100,9 @@ def _subscribe(
     head: bytes,
     first: bytes,
     spawn: Spawn,
+    view: View | None = None,
 ) -> None:
-    replay = hub.subscribe(subscriber, last_event_id)
+    replay = hub.subscribe(subscriber, last_event_id, view=view)
     if isinstance(replay, Replay) and replay.records is NOTHING and replay.lost is None:
         subscriber.open(head, first)  # nothing to replay: live at once
         return
@@ -120,7 +126,7 @@ async def _subscribe_when_ready(
             subscriber.finish(_come_back_later(hub), "backend_unavailable")
         return
     if subscriber.waiting:  # not ended meanwhile
-        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn)
+        _subscribe(hub, subscriber, start.last_event_id, head, first, spawn, start.view)
 
 
 def _come_back_later(hub: Hub) -> bytes:

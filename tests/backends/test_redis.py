@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import ServerSentEvent, aconnect_sse
+from httpx_sse import ServerSentEvent
 
 from rawsse.backends.base import LOST_EVENT
 from rawsse.config import Config
@@ -37,7 +37,7 @@ from tests.conftest import TEST_KEY, make_config, running_servers, scaled, wait_
 from tests.support.client import RawConnection, metric_at
 from tests.support.fakes import RecordingTransport
 from tests.support.redis_server import RedisServer, redis_server
-from tests.support.streams import collect, events_after
+from tests.support.streams import Reader, collect, events_after
 
 if os.environ.get("RAWSSE_REQUIRE_EXTERNAL") != "1":
     pytest.importorskip("redis", reason="the redis extra is not installed")
@@ -81,44 +81,6 @@ async def publish(server: Server, topic: str, data: str, **fields: str) -> httpx
         return await client.post(
             f"{server.url}/publish", data={"topic": topic, "data": data, **fields}, headers=AUTH
         )
-
-
-class Reader:
-    """One open stream read in the background with httpx-sse, events kept as they come."""
-
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
-        self.url = url
-        self.headers = headers or {}
-        self.events: list[ServerSentEvent] = []
-        self.opened = asyncio.Event()
-        self.ended = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Reader:
-        self._task = asyncio.create_task(self._read())
-        await asyncio.wait_for(self.opened.wait(), scaled(5))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def _read(self) -> None:
-        async with (
-            httpx.AsyncClient(timeout=httpx.Timeout(scaled(5), read=None)) as client,
-            aconnect_sse(client, "GET", self.url, headers=self.headers) as source,
-        ):
-            assert source.response.status_code == 200
-            self.opened.set()
-            async for event in source.aiter_sse():
-                self.events.append(event)
-        self.ended.set()
-
-    async def wait_count(self, count: int, timeout: float = 10.0) -> list[ServerSentEvent]:
-        await wait_for(lambda: len(self.events) >= count, timeout)
-        return self.events[:count]
 
 
 # -- ids, delivery, replay ---------------------------------------------------------------

@@ -90,6 +90,20 @@ def test_environment_variables_set_defaults_and_flags_win(monkeypatch: pytest.Mo
     assert _split_commas(args.trusted_proxy) == ("::1", "a", "b")
 
 
+def test_mercure_s_own_variables_give_its_keys_and_rawsse_s_win(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MERCURE_PUBLISHER_JWT_KEY", "from-mercure-publisher")
+    monkeypatch.setenv("MERCURE_SUBSCRIBER_JWT_KEY", "from-mercure-subscriber")
+    args = build_parser().parse_args([])
+    assert args.publisher_jwt_key == "from-mercure-publisher"
+    assert args.subscriber_jwt_key == "from-mercure-subscriber"
+    monkeypatch.setenv("RAWSSE_PUBLISHER_JWT_KEY", "from-rawsse")
+    assert build_parser().parse_args([]).publisher_jwt_key == "from-rawsse"
+    flagged = build_parser().parse_args(["--publisher-jwt-key", "from-the-flag"])
+    assert flagged.publisher_jwt_key == "from-the-flag"
+
+
 def test_the_flush_delay_is_adaptive_unless_a_number_is_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -187,6 +201,7 @@ def test_a_port_in_use_is_one_line_and_status_1(workers: list[str]) -> None:
     [
         ("redis", ["--redis", "redis://127.0.0.1:1/0"], "redis"),
         ("jwt", ["--jwt-secret", "x" * 32, "--subscribe-auth"], "jwt"),
+        ("re2", ["--mercure", "--jwt-secret", "x" * 32], "mercure"),
     ],
 )
 def test_a_missing_extra_says_how_to_install_it(module: str, argv: list[str], extra: str) -> None:

@@ -1,8 +1,9 @@
 """Reading event streams in tests with httpx-sse: a count of events, after a last id,
-across reconnections."""
+across reconnections, or in the background (:class:`Reader`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import httpx
@@ -56,3 +57,41 @@ async def read_with_reconnects(url: str, *, rounds: int, count: int = 50) -> lis
         seen += [int(e.data) for e in events]
         last_id = events[-1].id
     return seen
+
+
+class Reader:
+    """One open stream read in the background with httpx-sse, events kept as they come."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = headers or {}
+        self.events: list[ServerSentEvent] = []
+        self.opened = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Reader:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.opened.wait(), scaled(5))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _read(self) -> None:
+        async with (
+            httpx.AsyncClient(timeout=httpx.Timeout(scaled(5), read=None)) as client,
+            aconnect_sse(client, "GET", self.url, headers=self.headers) as source,
+        ):
+            assert source.response.status_code == 200
+            self.opened.set()
+            async for event in source.aiter_sse():
+                self.events.append(event)
+        self.ended.set()
+
+    async def wait_count(self, count: int, timeout: float = 10.0) -> list[ServerSentEvent]:
+        await wait_for(lambda: len(self.events) >= count, timeout)
+        return self.events[:count]

@@ -44,7 +44,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rawsse.backends.base import OWN_ID, Backend, HubLink, Record, Replay
+from rawsse.backends.base import Backend, HubLink, Record, Replay, reserved_id
 from rawsse.backends.redis.calls import ScriptCalls
 from rawsse.backends.redis.delivery import Delivery
 from rawsse.backends.redis.history import HistoryReads
@@ -222,8 +222,10 @@ class RedisBackend(Backend):
             BackendUnavailable: Redis cannot be reached now, or did not answer within
                 ``timeout`` (nothing was published).
         """
-        if id is not None and OWN_ID.fullmatch(id):
-            raise InvalidEvent("ids shaped like '0123abcd-1' are reserved for the hub")
+        if id is not None and reserved_id(id):
+            raise InvalidEvent(
+                "ids shaped like '0123abcd-1', and 'earliest', are reserved for the hub"
+            )
         if not self._delivery.live:
             raise BackendUnavailable("redis unavailable")
         keys = self.keys

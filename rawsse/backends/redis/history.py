@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
-from rawsse.backends.base import OWN_ID, Record, Replay, lost_notice, merge_records, nothing
+from rawsse.backends.base import (
+    EARLIEST,
+    OWN_ID,
+    Record,
+    Replay,
+    lost_notice,
+    merge_records,
+    nothing,
+)
 from rawsse.backends.redis.calls import ScriptCalls
 from rawsse.backends.redis.delivery import Delivery
 from rawsse.backends.redis.wire import Keys, record_of
@@ -86,6 +94,8 @@ class HistoryReads:
             return Replay(None, nothing())
         delivery = self._delivery
         upto = max(upto, delivery.watermark)
+        if last_event_id == EARLIEST:  # every event kept, and nothing to tell
+            return self._read_replay(topics, last_event_id, "", 0, upto, EARLIEST)
         own = OWN_ID.fullmatch(last_event_id)
         if own is None:
             return self._read_replay(topics, last_event_id, last_event_id, 0, upto, None)
@@ -109,6 +119,8 @@ class HistoryReads:
         if after < 0 or reason == "unknown":
             return Replay(self._lost("unknown", last_event_id, where), nothing())
         records = merge_records([self._records(e) for e in entries if e])
+        if reason == EARLIEST:
+            return Replay(None, records)
         evicted = max(trimmed, default=0)
         if reason is None and evicted > after:
             reason = "expired"

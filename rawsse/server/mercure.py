@@ -1,0 +1,158 @@
+"""The Mercure hub at ``/.well-known/mercure`` (protocol 0.x, as Symfony, API Platform
+and FrankenPHP speak it), on the same hub as the native API.
+
+``GET`` subscribes: ``topic`` selectors (an exact topic, ``*``, or an RFC 6570 URI
+template; several), a token from where Mercure's clients put it (anonymous: public
+updates only), ``Last-Event-ID`` or ``lastEventID`` to resume, ``earliest`` for every
+update kept. ``POST`` publishes Mercure's form, answered with the update's id alone.
+A private update reaches only subscribers whose token's ``mercure.subscribe`` covers
+one of its topics, live and in replay (:class:`~rawsse.hub.views.View`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from rawsse.errors import RequestError
+from rawsse.h1.mercure import HUB_PATH, parse_update
+from rawsse.h1.parse import SSE_HEADERS, Query
+from rawsse.h1.replies import Reply
+from rawsse.hub.views import View
+from rawsse.matching.selectors import InvalidSelector, Kind, Selector, selector
+from rawsse.policy.auth import AuthError, Grants
+from rawsse.server.shared import publish_and_answer
+from rawsse.server.stream import StreamStart
+from rawsse.topics import parse_topics
+
+if TYPE_CHECKING:
+    from rawsse.h1.exchange import Request
+    from rawsse.policy.mercure_auth import MercureAuth
+    from rawsse.server.shared import Shared
+
+__all__ = ["HUB_PATH", "MercureRoutes", "read_selectors"]
+
+_TEXT = b"text/plain; charset=utf-8"
+
+
+def read_selectors(
+    texts: list[str], max_selectors: int
+) -> tuple[tuple[str, ...], frozenset[Selector]]:
+    """A subscription's ``topic`` selectors: the exact topics, and the others (``*``,
+    URI templates, told apart by a brace as Mercure's hub does).
+
+    Raises:
+        RequestError: 400 for none, too many, or a malformed one (with the reason).
+    """
+    if not texts:
+        raise RequestError("at least one topic selector is required: ?topic=")
+    if len(texts) > max_selectors:
+        raise RequestError(f"at most {max_selectors} topic selectors are allowed")
+    exact: list[str] = []
+    patterns: set[Selector] = set()
+    for text in texts:
+        if text == "*" or "{" in text:
+            try:
+                patterns.add(selector(Kind.TEMPLATE, text))
+            except InvalidSelector as exc:
+                raise RequestError(str(exc)) from None
+        else:
+            exact.append(text)
+    topics = parse_topics(exact, max_selectors) if exact else ()
+    return topics, frozenset(patterns)
+
+
+class MercureRoutes:
+    """Subscribing and publishing at ``/.well-known/mercure``."""
+
+    def __init__(self, server: Shared) -> None:
+        self._server = server
+        mercure = server.admission.mercure
+        assert mercure is not None  # made when the config turns Mercure mode on
+        self._auth: MercureAuth = mercure
+
+    def subscribe(
+        self, request: Request, query: Query, *, client: str, trusted: bool, now: float
+    ) -> Reply | StreamStart:
+        """Admit a subscription (or answer a ``HEAD``).
+
+        Raises:
+            RequestError: bad selectors (400), draining (503), the backend down (503).
+            AuthError: no token where one is required, or a bad one (401).
+            Refused: over a stream cap.
+        """
+        server = self._server
+        topics, patterns = read_selectors(query.get("topic", []), server.config.max_topics)
+        if patterns and not server.hub.backend.synchronous:
+            raise RequestError(
+                "URI templates and * are not served with the Redis backend yet: subscribe "
+                "to exact topics",
+                501,
+            )
+        if server.draining:
+            raise RequestError("shutting down", 503, close=True, label="draining")
+        if not server.hub.backend.healthy:
+            raise server.admission.backend_unavailable()
+        grants, expires_at = self._auth.subscriber(request.headers, query)
+        if request.method == b"HEAD":
+            return Reply(200, content_type=None, headers=tuple(SSE_HEADERS))
+        key = server.admission.stream_slot(
+            client=client, trusted=trusted, now=now, open_streams=server.hub.subscriber_count
+        )
+        last_event_id = _last_event_id(request, query)
+        return StreamStart(
+            topics,
+            None if expires_at is None else Grants("mercure", expires_at=expires_at),
+            last_event_id,
+            key,
+            server.hub.ready(topics, last_event_id) if topics else None,
+            view=View(patterns, grants.reading),
+            path=HUB_PATH,
+        )
+
+    def publish(self, request: Request, query: Query, now: float) -> Reply | Awaitable[Reply]:
+        """Publish Mercure's form; answer with the update's id alone.
+
+        Raises:
+            RequestError: a malformed form (400, 415), a reserved topic (403),
+                draining or the backend down (503).
+            AuthError: no or a bad token (401), one that does not cover a topic (403).
+            Refused: over the publisher's publish rate.
+        """
+        server = self._server
+        if server.draining:
+            raise RequestError("shutting down", 503)
+        grants, subject = self._auth.publisher(request.headers, query)
+        server.admission.take_publish(Grants(subject), now)
+        update = parse_update(
+            request.header(b"content-type"), request.body, max_topics=server.config.max_topics
+        )
+        if not grants.may_publish(update.topics):
+            raise AuthError("this token may not publish to every topic of the update", 403)
+        return publish_and_answer(
+            server,
+            update.topics,
+            update.data,
+            _published,
+            event=update.type,
+            id=update.id,
+            retry=update.retry,
+            private=update.private,
+        )
+
+
+def _last_event_id(request: Request, query: Query) -> str | None:
+    """The id to resume after: the header, else the ``lastEventID`` parameter (or its
+    older spelling, ``Last-Event-ID``)."""
+    raw = request.header(b"last-event-id")
+    if raw is not None:
+        return raw.decode("utf-8", "replace")
+    for name in ("lastEventID", "Last-Event-ID"):
+        values = query.get(name)
+        if values:
+            return values[0]
+    return None
+
+
+def _published(event_id: str) -> Reply:
+    return Reply(200, event_id.encode("utf-8"), _TEXT)
