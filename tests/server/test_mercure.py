@@ -14,8 +14,11 @@ import httpx
 import jwt
 import pytest
 
+from rawsse.backends.redis.backend import RedisBackend
 from rawsse.h1.mercure import HUB_PATH
-from tests.conftest import make_config, running_server, scaled, wait_for
+from rawsse.hub.hub import Hub
+from tests.conftest import make_config, running_server, running_servers, scaled, wait_for
+from tests.support.redis_server import RedisServer
 from tests.support.streams import Reader, collect
 
 SECRET = "!ChangeThisMercureHubJWTSecretKey!"
@@ -337,3 +340,35 @@ async def test_the_hub_url_is_not_served_unless_mercure_mode_is_on() -> None:
         async with httpx.AsyncClient(timeout=scaled(5)) as client:
             answer = await client.get(hub_url(server.url, BOOK_1))
         assert answer.status_code == 404
+
+
+async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_private(
+    redis: RedisServer,
+) -> None:
+    """Published by form on A, read on B: the same ids everywhere, a private update only
+    to B's granted subscriber, replay on B as live, and templates refused (501) until
+    they are served on Redis."""
+    config = mercure_config()
+    setups = [(config, Hub(config, backend=RedisBackend(redis.url))) for _ in range(2)]
+    granted = token(subscribe=[BOOK_1])
+    async with running_servers(setups) as (a, b):
+        url = hub_url(b.url, BOOK_1)
+        async with (
+            Reader(url) as anonymous,
+            Reader(url, {"Authorization": f"Bearer {granted}"}) as reader,
+        ):
+            ids = []
+            for data, private in (("one", False), ("SECRET", True), ("two", False)):
+                fields = [("topic", BOOK_1), ("data", data)]
+                answer = await publish(a.url, fields + ([("private", "on")] if private else []))
+                assert answer.status_code == 200, answer.text
+                ids.append(answer.text)
+            assert [(e.data, e.id) for e in await reader.wait_count(3)] == list(
+                zip(["one", "SECRET", "two"], ids, strict=True)
+            )
+            assert [e.data for e in await anonymous.wait_count(2)] == ["one", "two"]
+        replayed = await collect(url, 1, {"Last-Event-ID": ids[0]})
+        assert [e.data for e in replayed] == ["two"]
+        async with httpx.AsyncClient(timeout=scaled(5)) as client:
+            templated = await client.get(hub_url(b.url, BOOKS))
+        assert templated.status_code == 501 and "Redis" in templated.text
