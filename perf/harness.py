@@ -63,6 +63,8 @@ class Target:
     command: list[str]  # prints "ready PORT" (inproc servers) or listens on `port`
     producer: str  # "inproc" or "http"
     subscribe_path: str = "/events?topic=bench"
+    #: Paths spread over the clients (client i takes path i % len), instead of one.
+    subscribe_paths: list[str] | None = None
     publish_path: str = "/publish?topic=bench"
     publish_headers: list[str] = field(default_factory=list)
     port: int | None = None  # fixed port for servers that print nothing
@@ -185,6 +187,11 @@ def run(
         rss_empty = _rss(measured)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "clients.json"
+            path_args = ["--path", target.subscribe_path]
+            if target.subscribe_paths is not None:
+                paths_file = Path(tmp) / "paths.txt"
+                paths_file.write_text("\n".join(target.subscribe_paths) + "\n")
+                path_args = ["--paths", str(paths_file)]
             if binary is not None:
                 command = [
                     str(binary),
@@ -192,8 +199,7 @@ def run(
                     str(client_port),
                     "--clients",
                     str(clients),
-                    "--path",
-                    target.subscribe_path,
+                    *path_args,
                     "--stall",
                     str(stall),
                     "--timeout",
@@ -204,6 +210,8 @@ def run(
                     "1" if hold else "0",
                 ]
             else:
+                if target.subscribe_paths is not None:
+                    raise RuntimeError("spread paths need the C load generator (cc)")
                 command = [
                     sys.executable,
                     str(HERE / "load_clients.py"),

@@ -125,11 +125,30 @@ int main(int argc, char **argv) {
     int sources = atoi(arg(argc, argv, "--sources", "50"));
     int stall_pct = atoi(arg(argc, argv, "--stall", "0"));
     const char *path = arg(argc, argv, "--path", "/events?topic=bench");
+    /* --paths FILE: one request path per line, client i taking line i % lines (to
+       spread subscribers over selectors or credentials); else --path for all. */
+    const char *paths_file = arg(argc, argv, "--paths", NULL);
+    char **paths = NULL;
+    int path_count = 0;
+    if (paths_file != NULL) {
+        FILE *f = fopen(paths_file, "r");
+        if (f == NULL) { perror("--paths"); return 2; }
+        char line[4096];
+        while (fgets(line, sizeof line, f) != NULL) {
+            size_t len = strcspn(line, "\r\n");
+            if (len == 0) continue;
+            line[len] = 0;
+            paths = realloc(paths, sizeof(char *) * (size_t)(path_count + 1));
+            paths[path_count++] = strdup(line);
+        }
+        fclose(f);
+        if (path_count == 0) { fprintf(stderr, "--paths: no path\n"); return 2; }
+    }
     const char *out = arg(argc, argv, "--out", "-");
     int hold = atoi(arg(argc, argv, "--hold", "0")); /* 1: stay until SIGTERM */
     if (port <= 0 || n <= 0) {
         fprintf(stderr, "usage: loadgen --port P --clients N [--timeout S] [--stall PCT] "
-                        "[--path P] [--out FILE] [--hold 1]\n");
+                        "[--path P | --paths FILE] [--out FILE] [--hold 1]\n");
         return 2;
     }
     struct rlimit rl;
@@ -140,10 +159,8 @@ int main(int argc, char **argv) {
     hist = calloc(BUCKETS, sizeof(uint32_t));
     client_t *clients = calloc((size_t)n, sizeof(client_t));
     int ep = epoll_create1(0);
-    char request[1024];
-    int request_len = snprintf(request, sizeof request,
-                               "GET %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
-                               path);
+    static char request[8192];
+    int request_len = 0;
     int stalled_every = stall_pct > 0 ? 100 / stall_pct : 0;
     for (int i = 0; i < n; i++) {
         client_t *c = &clients[i];
@@ -160,6 +177,13 @@ int main(int argc, char **argv) {
         if (connect(fd, (struct sockaddr *)&remote, sizeof remote) < 0) {
             perror("connect");
             return 1;
+        }
+        request_len = snprintf(request, sizeof request,
+                               "GET %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+                               paths != NULL ? paths[i % path_count] : path);
+        if (request_len <= 0 || request_len >= (int)sizeof request) {
+            fprintf(stderr, "request path too long\n");
+            return 2;
         }
         if (write(fd, request, (size_t)request_len) != request_len) { perror("write"); return 1; }
         fcntl(fd, F_SETFL, O_NONBLOCK);

@@ -9,6 +9,9 @@ event, prints ``published N`` and exits.
 
 ``--redis URL``: the Redis backend instead of the memory one.
 
+``--mercure``: Mercure mode on (the key ``bench-mercure-secret-of-32-bytes!``), events
+published to ``--topic``; ``--private``: each of them private.
+
 ``--producer http`` (or ``--rate 0``, to hold idle subscribers): prints ``ready PORT`` and serves until terminated; events come
 from ``publisher.py`` over ``POST /publish`` with the key ``bench``.
 
@@ -53,14 +56,27 @@ def bench_config(args: argparse.Namespace) -> Config:
         max_batch_size=2**31,
         flush_delay=args.flush_delay,
         redis=args.redis,
+        mercure=args.mercure,
+        jwt_secret=MERCURE_SECRET if args.mercure else None,
     )
 
 
-def publish(hub: Hub, data: str, pending: set[asyncio.Future[str]], **fields: str) -> None:
+#: The key of Mercure mode's tokens in a run (perf/mercure.py signs with it).
+MERCURE_SECRET = "bench-mercure-secret-of-32-bytes!"
+
+
+def publish(
+    hub: Hub,
+    args: argparse.Namespace,
+    data: str,
+    pending: set[asyncio.Future[str]],
+    event: str | None = None,
+) -> None:
     """Publish without waiting: with the memory backend the id is there at once; with
     Redis the answer comes later (kept in ``pending``, awaited at the end), so that
     publishes are pipelined as an HTTP publisher's are, not one round trip each."""
-    result = hub.start_publish("bench", data, **fields)
+    private = args.private and data != "end"
+    result = hub.start_publish(args.topic, data, event=event, private=private)
     if not isinstance(result, str):
         future = asyncio.ensure_future(result)
         pending.add(future)
@@ -86,9 +102,9 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        publish(hub, f"{time.monotonic_ns():020d}{pad}", pending)
+        publish(hub, args, f"{time.monotonic_ns():020d}{pad}", pending)
     await asyncio.sleep(0.5)
-    publish(hub, "end", pending, event="end")
+    publish(hub, args, "end", pending, event="end")
     await asyncio.gather(*pending)
     await asyncio.sleep(1.0)
     print(f"published {count}", flush=True)
@@ -104,11 +120,11 @@ async def burst(hub: Hub, args: argparse.Namespace) -> None:
     pending: set[asyncio.Future[str]] = set()
     while loop.time() < end:
         for _ in range(100):
-            publish(hub, f"{time.monotonic_ns():020d}{pad}", pending)
+            publish(hub, args, f"{time.monotonic_ns():020d}{pad}", pending)
         count += 100
         await asyncio.sleep(0)
     await asyncio.sleep(0.5)
-    publish(hub, "end", pending, event="end")
+    publish(hub, args, "end", pending, event="end")
     await asyncio.gather(*pending)
     await asyncio.sleep(1.0)
     print(f"published {count}", flush=True)
@@ -137,6 +153,9 @@ if __name__ == "__main__":
     parser.add_argument("--flush-delay", type=auto_or_seconds, default=None, help="s, or auto")
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--redis", default=None, help="the Redis backend at this URL")
+    parser.add_argument("--mercure", action="store_true", help="Mercure mode on")
+    parser.add_argument("--topic", default="bench", help="the topic events go to")
+    parser.add_argument("--private", action="store_true", help="every event private")
     args = parser.parse_args()
     raise_file_limit()
     loop = loop_factory(args.loop)()

@@ -157,3 +157,34 @@ def test_soak_short(tmp_path: Path) -> None:
     # More laggards dropped than the first wave's 15: dropped ones leave and are replaced.
     assert report["clients_dropped"] > 15 and report["checks"]["population_held"]
     assert report["events_received"] > 0 and report["gaps"] == 0
+
+
+def test_mercure_mode_against_the_native_api(tmp_path: Path) -> None:
+    """Each Mercure measure delivers every event to every subscriber, as native does:
+    spread over templates and over grant sets (private events) included."""
+    rounds, stdout = perf(
+        "mercure",
+        tmp_path,
+        "--clients",
+        "20",
+        "--rate",
+        "20",
+        "--duration",
+        "1",
+        "--templates",
+        "5",
+        "--grants",
+        "3",
+    )
+    (results,) = rounds
+    assert list(results) == [
+        "minimal",
+        "native",
+        "mercure-exact",
+        "mercure-templates",
+        "mercure-private",
+    ]
+    for label, figures in results.items():
+        if label != "minimal":  # the minimal server publishes on a clock of its own
+            assert_delivered(figures, 20, 20)
+    assert "mercure-templates: p99" in stdout and "x native" in stdout
