@@ -242,6 +242,16 @@ class Backend(ABC):
         and including sequence number ``upto`` (what the hub had delivered when the
         client joined; later events reach it live)."""
 
+    def resume_anchor(
+        self, topics: Sequence[str], last_event_id: str, visible: Callable[[Record], bool]
+    ) -> str | None:
+        """``last_event_id`` if a client resuming from it on ``topics`` will be sent
+        what follows it directly: the event is kept there and ``visible``, and so is
+        the first kept after it (or none is); else ``None`` (the client may have lost
+        events, or may not learn of one it cannot read). What Mercure's ``Last-Event-ID``
+        response header tells; a backend that cannot tell cheaply says ``None``."""
+        return None
+
     def kept_topics(self) -> Iterable[str] | None:
         """The topics with events kept, for the replay of a subscriber reading
         selectors; ``None`` when the backend cannot list them cheaply."""

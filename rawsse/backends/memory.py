@@ -14,7 +14,7 @@ import secrets
 import time
 from bisect import bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
 
 from rawsse.backends.base import (
@@ -199,6 +199,35 @@ class MemoryBackend(Backend):
         if topic in self._history:
             return self._evicted.get(topic, 0)
         return max(self._evicted.get(topic, 0), self._forgotten)
+
+    def resume_anchor(
+        self, topics: Sequence[str], last_event_id: str, visible: Callable[[Record], bool]
+    ) -> str | None:
+        """See :meth:`Backend.resume_anchor`: the event itself and the first kept after
+        it are looked at (a scan limit of one), each on ``topics`` only."""
+        if last_event_id == EARLIEST:
+            return None
+        after, reason = self._position(last_event_id, topics)
+        if reason is not None or after > self.last_seq:
+            return None
+        found: Record | None = None
+        following: Record | None = None
+        for topic in topics:
+            kept = self._history.get(topic)
+            if not kept:
+                continue
+            records = list(kept)
+            at = bisect_right(records, after - 1, key=_SEQ)
+            if at < len(records) and records[at].seq == after:
+                found = records[at]
+                at += 1
+            if at < len(records) and (following is None or records[at].seq < following.seq):
+                following = records[at]
+        if found is None or not visible(found):
+            return None
+        if following is not None and not visible(following):
+            return None
+        return last_event_id
 
     def kept_topics(self) -> list[str]:
         """The topics with events kept."""

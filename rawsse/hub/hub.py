@@ -204,6 +204,24 @@ class Hub:
             return _visible_replay(replay, view)
         return _visible_later(replay, view)
 
+    def resume_anchor(
+        self, topics: tuple[str, ...], last_event_id: str, view: View | None
+    ) -> str | None:
+        """``last_event_id`` if a subscriber to ``topics`` (and ``view``'s selectors)
+        resuming from it will be sent what follows it directly, as far as the backend
+        can tell before it joins; else ``None`` (see :meth:`Backend.resume_anchor`)."""
+        if view is not None and view.patterns:
+            kept = self.backend.kept_topics()
+            if kept is not None:
+                exact = set(topics)
+                patterns = view.patterns
+                topics += tuple(
+                    t for t in kept if t not in exact and any(p.matches(t) for p in patterns)
+                )
+        return self.backend.resume_anchor(
+            topics, last_event_id, lambda record: next(visible((record,), view), None) is not None
+        )
+
     def _replayed_topics(self, topics: tuple[str, ...], view: View) -> tuple[str, ...]:
         """A view's exact topics and the kept topics its selectors match: whose
         histories its replay merges."""

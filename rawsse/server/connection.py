@@ -280,8 +280,10 @@ class HttpConnection(DeadlineProtocol):
         transport = self.transport
         assert transport is not None
         headers = SSE_HEADERS
+        if start.headers:
+            headers = [*headers, *start.headers]
         if server.cors.enabled:
-            headers = SSE_HEADERS + server.cors.headers(request.header(b"origin"))
+            headers = headers + server.cors.headers(request.header(b"origin"))
         head, chunked = exchange.stream_head(headers)
         version = exchange.http_version
         self.cycle = None  # h11's part is over: the body takes the fast path

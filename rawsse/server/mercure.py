@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from rawsse.errors import RequestError
-from rawsse.h1.mercure import HUB_PATH, parse_update
+from rawsse.h1.mercure import EARLIEST, HUB_PATH, parse_update
 from rawsse.h1.parse import SSE_HEADERS, Query
 from rawsse.h1.replies import Reply
 from rawsse.hub.views import View
@@ -100,15 +100,31 @@ class MercureRoutes:
             client=client, trusted=trusted, now=now, open_streams=server.hub.subscriber_count
         )
         last_event_id = _last_event_id(request, query)
+        view = View(patterns, grants.reading)
+        headers: tuple[tuple[bytes, bytes], ...] = ()
+        if last_event_id is not None:
+            headers = ((b"last-event-id", self._anchor(topics, last_event_id, view)),)
         return StreamStart(
             topics,
             None if expires_at is None else Grants("mercure", expires_at=expires_at),
             last_event_id,
             key,
             server.hub.ready(topics, last_event_id) if topics else None,
-            view=View(patterns, grants.reading),
+            view=view,
             path=HUB_PATH,
+            headers=headers,
         )
+
+    def _anchor(self, topics: tuple[str, ...], last_event_id: str, view: View) -> bytes:
+        """The ``Last-Event-ID`` response header: the id the client asked to resume
+        from when what follows it will be sent to it directly, else ``earliest`` (the
+        client may have lost events, or may not learn of one it cannot read). With a
+        backend that must be awaited (Redis), ``earliest``: the head goes out first."""
+        hub = self._server.hub
+        anchor = None
+        if hub.backend.synchronous:
+            anchor = hub.resume_anchor(topics, last_event_id, view)
+        return (anchor or EARLIEST).encode("utf-8", "replace")
 
     def publish(self, request: Request, query: Query, now: float) -> Reply | Awaitable[Reply]:
         """Publish Mercure's form; answer with the update's id alone.

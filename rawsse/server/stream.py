@@ -64,6 +64,8 @@ class StreamStart:
     view: View | None = None
     #: The path it was asked on, for metrics and logs.
     path: str = "/events"
+    #: Response headers of its own (Mercure's ``Last-Event-ID``).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 #: The event a stream carries ``token_expiry_notice`` seconds before its token expires.

@@ -372,3 +372,44 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
         async with httpx.AsyncClient(timeout=scaled(5)) as client:
             templated = await client.get(hub_url(b.url, BOOKS))
         assert templated.status_code == 501 and "Redis" in templated.text
+
+
+async def test_the_last_event_id_response_header_says_where_the_replay_starts() -> None:
+    """Asked only when a client resumes: the id it gave when what follows is sent to it
+    directly, else ``earliest`` (an unknown id, ``earliest`` itself, or a private update
+    right after it that this client may not read: its id is not disclosed either)."""
+    granted = {"Authorization": f"Bearer {token(subscribe=[BOOK_1])}"}
+    async with running_server(mercure_config()) as server:
+        ids = []
+        for data, private in (("one", False), ("two", False), ("SECRET", True), ("three", False)):
+            fields = [("topic", BOOK_1), ("data", data)] + ([("private", "on")] if private else [])
+            ids.append((await publish(server.url, fields)).text)
+        url = hub_url(server.url, BOOK_1)
+
+        async def anchor(
+            last_event_id: str | None, headers: dict[str, str] | None = None
+        ) -> str | None:
+            sent = dict(headers or {})
+            if last_event_id is not None:
+                sent["Last-Event-ID"] = last_event_id
+            async with (
+                httpx.AsyncClient(timeout=scaled(5)) as client,
+                client.stream("GET", url, headers=sent) as response,
+            ):
+                assert response.status_code == 200
+                return response.headers.get("last-event-id")
+
+        assert await anchor(None) is None
+        assert await anchor(ids[0]) == ids[0]  # "two" follows, visible
+        assert await anchor(ids[3]) == ids[3]  # nothing follows yet
+        assert await anchor(ids[1]) == "earliest"  # a private update follows, unreadable
+        assert await anchor(ids[1], granted) == ids[1]
+        assert await anchor(ids[2]) == "earliest"  # a private update's own id
+        assert await anchor(ids[2], granted) == ids[2]
+        assert await anchor("never-published") == "earliest"
+        assert await anchor("earliest") == "earliest"
+        async with (
+            httpx.AsyncClient(timeout=scaled(5)) as client,
+            client.stream("GET", hub_url(server.url, BOOKS, lastEventID=ids[0])) as response,
+        ):
+            assert response.headers["last-event-id"] == ids[0]  # by parameter, templates
