@@ -27,6 +27,7 @@ from operator import attrgetter
 from typing import Protocol
 
 from rawsse.events import RESERVED_EVENT_PREFIX, EventParts, encode_event
+from rawsse.ids import parse_own
 
 __all__ = [
     "LOST_EVENT",
@@ -50,8 +51,8 @@ __all__ = [
 LOST_EVENT = RESERVED_EVENT_PREFIX + "lost"
 
 
-#: The shape of the ids backends assign (``EPOCH-SEQ``), reserved for them: a publisher
-#: may not choose one.
+#: The shape of the plain ids backends assign (``EPOCH-SEQ``). Every form of the hub's
+#: ids (:mod:`rawsse.ids`) is reserved for it: a publisher may choose none.
 OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 #: The last event id that asks for every event kept (Mercure's); no publisher may take it.
@@ -59,9 +60,9 @@ EARLIEST = "earliest"
 
 
 def reserved_id(id: str) -> bool:
-    """Whether a publisher may not give its event ``id``: the hub's own shape, or
-    :data:`EARLIEST`."""
-    return id == EARLIEST or OWN_ID.fullmatch(id) is not None
+    """Whether a publisher may not give its event ``id``: the hub's own forms
+    (:mod:`rawsse.ids`), or :data:`EARLIEST`."""
+    return id == EARLIEST or parse_own(id) is not None
 
 
 class Record:

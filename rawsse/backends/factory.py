@@ -7,14 +7,18 @@ from rawsse.backends.base import Backend
 from rawsse.backends.memory import MemoryBackend
 from rawsse.config import Config
 from rawsse.errors import ConfigError
+from rawsse.ids import PLAIN, URN
 
 __all__ = ["backend_for"]
 
 
 def backend_for(config: Config) -> Backend:
     """The backend ``config`` asks for: Redis when ``config.redis`` is set, else memory."""
+    ids = URN if config.mercure else PLAIN  # Mercure's hub ids are IRIs
     if config.redis is None:
-        return MemoryBackend(config.history, max_bytes=config.history_bytes, ttl=config.history_ttl)
+        return MemoryBackend(
+            config.history, max_bytes=config.history_bytes, ttl=config.history_ttl, ids=ids
+        )
     try:
         from rawsse.backends.redis.backend import RedisBackend
     except ImportError as exc:
@@ -27,4 +31,5 @@ def backend_for(config: Config) -> Backend:
         history=config.history,
         prefix=config.redis_prefix,
         timeout=config.redis_timeout,
+        ids=ids,
     )

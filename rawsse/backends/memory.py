@@ -20,7 +20,6 @@ from operator import attrgetter
 from rawsse.backends.base import (
     EARLIEST,
     LOST_EVENT,
-    OWN_ID,
     Backend,
     Record,
     Replay,
@@ -31,6 +30,7 @@ from rawsse.backends.base import (
 )
 from rawsse.errors import InvalidEvent
 from rawsse.events import EventParts
+from rawsse.ids import PLAIN, IdForm, parse_own
 
 __all__ = ["LOST_EVENT", "MemoryBackend", "Record", "Replay"]
 
@@ -70,8 +70,11 @@ class MemoryBackend(Backend):
         epoch: str | None = None,
         max_bytes: int = 0,
         ttl: float = 0.0,
+        ids: IdForm = PLAIN,
     ) -> None:
         super().__init__()
+        #: How its ids are written (:mod:`rawsse.ids`): ``EPOCH-SEQ``, or a URN.
+        self.ids = ids
         if epoch is None:
             epoch = secrets.token_hex(4)
         if not re.fullmatch(r"[0-9a-f]{8}", epoch):
@@ -96,8 +99,9 @@ class MemoryBackend(Backend):
         self._forgotten = 0
 
     def make_id(self, seq: int) -> str:
-        """The wire id of sequence number ``seq`` in this epoch."""
-        return f"{self.epoch}-{seq}"
+        """The wire id of sequence number ``seq`` in this epoch (in the backend's
+        :mod:`id form <rawsse.ids>`)."""
+        return self.ids.make(self.epoch, seq)
 
     def publish(
         self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
@@ -287,12 +291,12 @@ class MemoryBackend(Backend):
             if self._kept_on(record, topics):
                 return record.seq, None
             return 0, "unknown"
-        own = OWN_ID.fullmatch(last_event_id)
+        own = parse_own(last_event_id)
         if own is None:
             return self.last_seq, "unknown"
-        if own.group(1) != self.epoch:
+        epoch, seq = own
+        if epoch != self.epoch:
             return 0, "epoch"
-        seq = int(own.group(2))
         if seq > self.last_seq:
             return self.last_seq, "unknown"
         return seq, None

@@ -348,8 +348,8 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
     """Published by form on A, read on B: the same ids everywhere, a private update only
     to B's granted subscriber, replay on B as live, and templates refused (501) until
     they are served on Redis."""
-    config = mercure_config()
-    setups = [(config, Hub(config, backend=RedisBackend(redis.url))) for _ in range(2)]
+    config = mercure_config(redis=redis.url)
+    setups = [(config, Hub(config)) for _ in range(2)]
     granted = token(subscribe=[BOOK_1])
     async with running_servers(setups) as (a, b):
         url = hub_url(b.url, BOOK_1)
@@ -366,6 +366,8 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
             assert [(e.data, e.id) for e in await reader.wait_count(3)] == list(
                 zip(["one", "SECRET", "two"], ids, strict=True)
             )
+            assert all(i.startswith("urn:uuid:") for i in ids)
+            assert isinstance(a.hub.backend, RedisBackend)
             assert [e.data for e in await anonymous.wait_count(2)] == ["one", "two"]
         replayed = await collect(url, 1, {"Last-Event-ID": ids[0]})
         assert [e.data for e in replayed] == ["two"]

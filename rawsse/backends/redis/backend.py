@@ -55,6 +55,7 @@ from rawsse.backends.redis.scripts import MARK, PUBLISH, READ
 from rawsse.backends.redis.wire import Keys, decode_message, encode_body
 from rawsse.errors import BackendUnavailable, InvalidEvent
 from rawsse.events import EventParts
+from rawsse.ids import PLAIN, IdForm
 
 __all__ = ["RedisBackend"]
 
@@ -81,6 +82,8 @@ class RedisBackend(Backend):
             refused (503), and the interval of the Pub/Sub connection's pings.
         ids_kept: publisher-chosen ids remembered, in all.
         linger: seconds a topic stays subscribed after its last local subscriber left.
+        ids: how the hub's ids are written (:mod:`rawsse.ids`): ``EPOCH-SEQ`` by
+            default; every server sharing a Redis must write them alike.
     """
 
     synchronous = False
@@ -94,6 +97,7 @@ class RedisBackend(Backend):
         timeout: float = 1.0,
         ids_kept: int = DEFAULT_IDS_KEPT,
         linger: float = DEFAULT_LINGER,
+        ids: IdForm = PLAIN,
     ) -> None:
         super().__init__()
         self.url = url
@@ -129,7 +133,7 @@ class RedisBackend(Backend):
         # What this process listens to and when it may mark, and the order of what it
         # delivers (sans I/O: listening.py, delivery.py).
         self._listening: Listening[Waiter] = Listening()
-        self._delivery = Delivery(self._listening)
+        self._delivery = Delivery(self._listening, ids)
         self._reads = HistoryReads(self._calls, self.keys, self._delivery)
         self._marking = Marking(
             self._calls,
@@ -260,7 +264,7 @@ class RedisBackend(Backend):
         self._delivery.used(epoch)  # the next new epoch differs from one Redis took
         if seq == 0:
             raise InvalidEvent(f"id {id!r} is already in the history")
-        wire_id = f"{epoch}-{seq}" if id is None else id
+        wire_id = self._delivery.ids.make(epoch, seq) if id is None else id
         return Record(seq, wire_id, topics, parts.frame(wire_id), 0.0, private)
 
     def history_size(self) -> int:

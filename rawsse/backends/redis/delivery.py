@@ -25,9 +25,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from rawsse.backends.base import OWN_ID, HubLink, Record
+from rawsse.backends.base import HubLink, Record
 from rawsse.backends.redis.listening import Listening, Waiting
 from rawsse.backends.redis.wire import decode_message, record_of
+from rawsse.ids import PLAIN, IdForm, parse_own
 
 __all__ = ["Delivery", "Releasable"]
 
@@ -58,10 +59,12 @@ class Delivery(Generic[R]):
         connections: Pub/Sub connections made (a catch-up belongs to one).
     """
 
-    __slots__ = ("epoch", "watermark", "candidate", "live", "connections",
+    __slots__ = ("ids", "epoch", "watermark", "candidate", "live", "connections",
                  "_held", "_epoch_known", "_hub", "_listening")  # fmt: skip
 
-    def __init__(self, listening: Listening[R]) -> None:
+    def __init__(self, listening: Listening[R], ids: IdForm = PLAIN) -> None:
+        #: How the hub's ids are written (:mod:`rawsse.ids`).
+        self.ids = ids
         self.epoch = "00000000"
         self.watermark = 0
         self.candidate = secrets.token_hex(4)
@@ -88,10 +91,11 @@ class Delivery(Generic[R]):
         first brings this process level."""
         if last_event_id is None:
             return False
-        own = OWN_ID.fullmatch(last_event_id)
+        own = parse_own(last_event_id)
         if own is None:
             return True  # a publisher's id: its number is known only to Redis
-        return own.group(1) == self.epoch and int(own.group(2)) > self.watermark
+        epoch, seq = own
+        return epoch == self.epoch and seq > self.watermark
 
     def used(self, epoch: str) -> None:
         """Redis answered with ``epoch``: if it is the candidate, draw a new one."""
@@ -172,7 +176,7 @@ class Delivery(Generic[R]):
             if not is_mark:
                 m_epoch, seq, body = decode_message(message)
                 if m_epoch == self.epoch and self.watermark < seq <= counter:
-                    ordered.setdefault(seq, record_of(m_epoch, seq, body))
+                    ordered.setdefault(seq, record_of(m_epoch, seq, body, self.ids.make))
         deliver = self.hub.dispatch
         for seq in sorted(ordered):
             if seq > self.watermark:
@@ -202,7 +206,7 @@ class Delivery(Generic[R]):
         elif seq <= self.watermark:
             return  # the same event from another of its topics' channels
         self.watermark = seq
-        self.hub.dispatch(record_of(epoch, seq, body))
+        self.hub.dispatch(record_of(epoch, seq, body, self.ids.make))
 
     def _marked(self, message: bytes) -> None:
         """A mark reached this process: it has delivered everything up to the counter

@@ -16,7 +16,6 @@ from typing import Any
 
 from rawsse.backends.base import (
     EARLIEST,
-    OWN_ID,
     Record,
     Replay,
     lost_notice,
@@ -26,6 +25,7 @@ from rawsse.backends.base import (
 from rawsse.backends.redis.calls import ScriptCalls
 from rawsse.backends.redis.delivery import Delivery
 from rawsse.backends.redis.wire import Keys, record_of
+from rawsse.ids import parse_own
 
 __all__ = ["HistoryReads", "TOPICS_PER_READ"]
 
@@ -52,9 +52,9 @@ class HistoryReads:
         )
 
     def _records(self, entries: list[Any]) -> list[Record]:
-        epoch = self._delivery.epoch
+        epoch, make = self._delivery.epoch, self._delivery.ids.make
         return [
-            record_of(epoch, int(entry_id.split(b"-", 1)[0]), fields[1])
+            record_of(epoch, int(entry_id.split(b"-", 1)[0]), fields[1], make)
             for entry_id, fields in entries
         ]
 
@@ -96,12 +96,12 @@ class HistoryReads:
         upto = max(upto, delivery.watermark)
         if last_event_id == EARLIEST:  # every event kept, and nothing to tell
             return self._read_replay(topics, last_event_id, "", 0, upto, EARLIEST)
-        own = OWN_ID.fullmatch(last_event_id)
+        own = parse_own(last_event_id)
         if own is None:
             return self._read_replay(topics, last_event_id, last_event_id, 0, upto, None)
-        if own.group(1) != delivery.epoch:
+        epoch, after = own
+        if epoch != delivery.epoch:
             return self._read_replay(topics, last_event_id, "", 0, upto, "epoch")
-        after = int(own.group(2))
         if after > upto:  # read only for where the topics stand, the notice's resume id
             return self._read_replay(topics, last_event_id, "", upto, upto, "unknown")
         return self._read_replay(topics, last_event_id, "", after, upto, None)
@@ -129,4 +129,5 @@ class HistoryReads:
         return Replay(self._lost(reason, last_event_id, max(after, evicted)), records)
 
     def _lost(self, reason: str, last_event_id: str, resume_seq: int) -> bytes:
-        return lost_notice(reason, last_event_id, f"{self._delivery.epoch}-{resume_seq}")
+        delivery = self._delivery
+        return lost_notice(reason, last_event_id, delivery.ids.make(delivery.epoch, resume_seq))

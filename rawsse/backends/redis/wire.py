@@ -20,10 +20,12 @@ place in the order and whether Redis still has the history its ids refer to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rawsse.backends.base import Record
 from rawsse.events import EventParts
+from rawsse.ids import PLAIN
 
 __all__ = ["Keys", "encode_body", "decode_body", "decode_message", "record_of"]
 
@@ -102,10 +104,13 @@ def decode_body(body: bytes) -> tuple[str | None, tuple[str, ...], EventParts, b
     return uid, topics, parts, head[3:] == [b"p"]
 
 
-def record_of(epoch: str, seq: int, body: bytes) -> Record:
-    """The record of a stored or published event: its id and final bytes."""
+def record_of(
+    epoch: str, seq: int, body: bytes, make_id: Callable[[str, int], str] = PLAIN.make
+) -> Record:
+    """The record of a stored or published event: its id (the publisher's, else
+    ``make_id(epoch, seq)``) and final bytes."""
     uid, topics, parts, private = decode_body(body)
-    wire_id = f"{epoch}-{seq}" if uid is None else uid
+    wire_id = make_id(epoch, seq) if uid is None else uid
     return Record(seq, wire_id, topics, parts.frame(wire_id), 0.0, private)
 
 
