@@ -22,7 +22,7 @@ from rawsse.hub.fanout import Fanout, Group, Topic
 from rawsse.hub.metrics import TOPIC_LABEL_LIMIT, HubGauges, Metrics, process_gauges
 from rawsse.hub.pacing import FlushPacing
 from rawsse.hub.subscriber import Subscriber
-from rawsse.hub.views import View, visible
+from rawsse.hub.views import View, sees, visible
 from rawsse.topics import parse_topics
 
 __all__ = ["Group", "Hub", "Topic", "View"]
@@ -211,25 +211,25 @@ class Hub:
         resuming from it will be sent what follows it directly, as far as the backend
         can tell before it joins; else ``None`` (see :meth:`Backend.resume_anchor`)."""
         if view is not None and view.patterns:
-            kept = self.backend.kept_topics()
-            if kept is not None:
-                exact = set(topics)
-                patterns = view.patterns
-                topics += tuple(
-                    t for t in kept if t not in exact and any(p.matches(t) for p in patterns)
-                )
-        return self.backend.resume_anchor(
-            topics, last_event_id, lambda record: next(visible((record,), view), None) is not None
-        )
+            topics = self._replayed_topics(topics, view, joined=False)
+        return self.backend.resume_anchor(topics, last_event_id, lambda record: sees(record, view))
 
-    def _replayed_topics(self, topics: tuple[str, ...], view: View) -> tuple[str, ...]:
+    def _replayed_topics(
+        self, topics: tuple[str, ...], view: View, *, joined: bool = True
+    ) -> tuple[str, ...]:
         """A view's exact topics and the kept topics its selectors match: whose
-        histories its replay merges."""
+        histories its replay merges. Once its subscriber has ``joined``, the fan-out's
+        cache of matches answers; before, each selector is tried (the fan-out learns
+        of a view's selectors only when a subscriber reads them)."""
         kept = self.backend.kept_topics()
         if kept is None:
             return topics
         exact = set(topics)
-        return topics + tuple(self.fanout.read_by(view, (t for t in kept if t not in exact)))
+        others = [t for t in kept if t not in exact]
+        if joined:
+            return topics + tuple(self.fanout.read_by(view, others))
+        patterns = view.patterns
+        return topics + tuple(t for t in others if any(p.matches(t) for p in patterns))
 
     # -- the fan-out's, for the server and embedders ------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rawsse.backends.base import Record
 from rawsse.matching.selectors import Selector
 
-__all__ = ["View", "visible"]
+__all__ = ["View", "sees", "visible"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,9 @@ def visible(records: Iterable[Record], view: View | None) -> Iterator[Record]:
         return (record for record in records if not record.private)
     may_read = view.may_read
     return (record for record in records if not record.private or may_read(record.topics))
+
+
+def sees(record: Record, view: View | None) -> bool:
+    """Whether a subscriber with ``view`` may receive ``record`` (:func:`visible`'s
+    rule, for one record)."""
+    return not record.private or (view is not None and view.may_read(record.topics))
