@@ -44,3 +44,30 @@ def test_bad_values_name_the_field(field: str, value: object) -> None:
 def test_positional_arguments_are_refused() -> None:
     with pytest.raises(TypeError):
         Config("0.0.0.0")  # type: ignore[misc]
+
+
+SECRET = "a-mercure-secret-of-at-least-32-bytes"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"mercure": True}, "mercure needs a key"),
+        ({"mercure": True, "subscriber_jwt_key": SECRET}, "mercure needs a key"),
+        ({"publish_origins": ("app.example",)}, "publish_origins"),
+        ({"publish_origins": ("https://app.example/path",)}, "publish_origins"),
+        ({"publisher_jwt_key": ""}, "publisher_jwt_key"),
+        ({"mercure_cookie": ""}, "mercure_cookie"),
+    ],
+)
+def test_mercure_settings_are_checked(changes: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        Config(**changes)  # type: ignore[arg-type]
+
+
+def test_mercure_keys_fall_back_to_the_native_ones() -> None:
+    own = Config(mercure=True, publisher_jwt_key=SECRET)
+    assert own.mercure_key("publisher") == SECRET and own.mercure_key("subscriber") is None
+    shared = Config(mercure=True, jwt_secret=SECRET, subscriber_jwt_key="x" * 40)
+    assert shared.mercure_key("publisher") == SECRET
+    assert shared.mercure_key("subscriber") == "x" * 40

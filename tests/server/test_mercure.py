@@ -415,3 +415,18 @@ async def test_the_last_event_id_response_header_says_where_the_replay_starts() 
             client.stream("GET", hub_url(server.url, BOOKS, lastEventID=ids[0])) as response,
         ):
             assert response.headers["last-event-id"] == ids[0]  # by parameter, templates
+
+
+async def test_without_a_subscribers_key_tokens_are_refused_and_anonymous_reads_public() -> None:
+    config = make_config(mercure=True, publisher_jwt_key=SECRET)
+    async with running_server(config) as server:
+        async with httpx.AsyncClient(timeout=scaled(5)) as client:
+            answer = await client.get(
+                hub_url(server.url, BOOK_1),
+                headers={"Authorization": f"Bearer {token(subscribe=['*'])}"},
+            )
+        assert answer.status_code == 401 and "no subscriber tokens" in answer.text
+        async with Reader(hub_url(server.url, BOOK_1)) as anonymous:
+            await publish(server.url, [("topic", BOOK_1), ("data", "hidden"), ("private", "")])
+            await publish(server.url, [("topic", BOOK_1), ("data", "public")])
+            assert [e.data for e in await anonymous.wait_count(1)] == ["public"]
