@@ -217,6 +217,14 @@ class TokenVerifier:
             expires_at=expiry(claims),
         )
 
+    def header(self, token: str) -> dict[str, Any]:
+        """The JOSE header of ``token`` (read, not verified: call after :meth:`claims`)."""
+        try:
+            header = self._jwt.get_unverified_header(token)
+        except self._jwt.InvalidTokenError:
+            raise AuthError("malformed token") from None
+        return header if isinstance(header, dict) else {}
+
     def claims(self, token: str) -> dict[str, Any]:
         """The claims of ``token`` once its signature, algorithm, ``exp``, ``nbf``, and
         ``aud``/``iss`` (when set) are checked.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rawsse.errors import ConfigError
 from rawsse.h1.parse import Query, bearer_token, cookie_value, header_value
@@ -28,7 +28,13 @@ from rawsse.policy.mercure_grants import ANONYMOUS, InvalidGrants, MercureGrants
 if TYPE_CHECKING:
     from rawsse.config import Config
 
-__all__ = ["MercureAuth"]
+__all__ = ["COOKIES_1_0", "MercureAuth", "QUERY_PARAMETERS"]
+
+#: The cookies protocol 1.0 clients put a token in (besides the configured one).
+COOKIES_1_0 = ("mercureAccessToken", "__Secure-mercure_access_token")
+
+#: The query parameters a token may come in: 0.x's, then RFC 6750's (1.0).
+QUERY_PARAMETERS = ("authorization", "access_token")
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -51,7 +57,9 @@ class MercureAuth:
             None if subscriber_key is None else verifier_for(subscriber_key, **options)
         )
         self.subscribe_auth = config.subscribe_auth
-        self._cookie = config.mercure_cookie.encode("latin-1")
+        self._cookies = tuple(
+            dict.fromkeys(name.encode("latin-1") for name in (config.mercure_cookie, *COOKIES_1_0))
+        )
         self._origins = frozenset(config.publish_origins)
 
     def _token(self, headers: Headers, query: Query) -> tuple[str | None, bool]:
@@ -59,11 +67,27 @@ class MercureAuth:
         token = bearer_token(headers)
         if token is not None:
             return token, False
-        values = query.get("authorization")
-        if values and values[0]:
-            return values[0], False
-        token = cookie_value(headers, self._cookie)
-        return token, token is not None
+        for name in QUERY_PARAMETERS:
+            values = query.get(name)
+            if values and values[0]:
+                return values[0], False
+        for cookie in self._cookies:
+            token = cookie_value(headers, cookie)
+            if token is not None:
+                return token, True
+        return None, False
+
+    def _claims(self, verifier: TokenVerifier, token: str) -> dict[str, Any]:
+        """A verified token's claims; one with ``authorization_details`` must also be an
+        access token (RFC 9068: ``typ`` ``at+jwt``, an ``exp``)."""
+        claims = verifier.claims(token)
+        if "authorization_details" in claims:
+            typ = str(verifier.header(token).get("typ", "")).lower()
+            if typ not in ("at+jwt", "application/at+jwt"):
+                raise AuthError("token rejected: an access token's typ must be at+jwt")
+            if "exp" not in claims:
+                raise AuthError("token rejected: an access token must expire (exp)")
+        return claims
 
     def subscriber(self, headers: Headers, query: Query) -> tuple[MercureGrants, float | None]:
         """A subscriber's grants, and its token's ``exp`` (Unix time) if it has one.
@@ -83,7 +107,7 @@ class MercureAuth:
             return ANONYMOUS, None
         if self._subscribers is None:
             raise AuthError("this hub verifies no subscriber tokens")
-        claims = self._subscribers.claims(token)
+        claims = self._claims(self._subscribers, token)
         try:
             return grants_from_claims(claims), expiry(claims)
         except InvalidGrants as exc:
@@ -104,7 +128,7 @@ class MercureAuth:
             raise AuthError(
                 "a publish authenticated by cookie must come from a publish origin", 403
             )
-        claims = self._publishers.claims(token)
+        claims = self._claims(self._publishers, token)
         try:
             grants = grants_from_claims(claims)
         except InvalidGrants as exc:

@@ -1,13 +1,22 @@
-"""What a Mercure 0.x token grants: the ``mercure`` claim's topic selectors for
-publishing and for reading private updates, and the payload it attaches to the
-subscriber's subscriptions. Sans I/O: it reads claims a verified token carries.
+"""What a Mercure token grants: the topic selectors it may publish to and read private
+updates of, and the payload it attaches to the subscriber's subscriptions. Sans I/O: it
+reads the claims of a verified token.
 
-The claim (or, as Mercure's hub also reads it, ``https://mercure.rocks/``) is an object
-whose ``publish`` and ``subscribe`` members are arrays of selectors: ``*``, an exact
-topic, or an RFC 6570 URI template (a selector with a ``{``, as Mercure's hub tells
-them apart). Without ``publish`` the token may not publish; without ``subscribe`` it
-reads public updates only. A claim that is not shaped so is the token's defect: the
-token is refused (401), never read in part.
+Protocol 0.x: the ``mercure`` claim (or, as Mercure's hub also reads it,
+``https://mercure.rocks/``), an object whose ``publish`` and ``subscribe`` members are
+arrays of selectors: ``*``, an exact topic, or an RFC 6570 URI template (a selector
+with a ``{``, as Mercure's hub tells them apart). Without ``publish`` the token may not
+publish; without ``subscribe`` it reads public updates only.
+
+Protocol 1.0: the ``authorization_details`` claim (RFC 9396), an array of details; those
+of type ``mercure`` (or ``https://mercure.rocks/authorization-detail``) grant their
+``actions`` (``publish``, ``subscribe``) on their ``topics``, topic matchers
+``{"match": ..., "matchType": "Exact" | "URLPattern"}`` (``*`` matches every topic
+whatever the type). Details of other types grant nothing here. URL pattern matchers are
+not read yet: a token carrying one is refused rather than read in part.
+
+A claim that is not shaped so is the token's defect: the token is refused (401), never
+read in part.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from rawsse.matching.selectors import InvalidSelector, Kind, Selector, selector
 __all__ = [
     "ANONYMOUS",
     "CLAIMS",
+    "DETAIL_TYPES",
+    "MAX_DETAILS",
     "MAX_GRANTED",
     "InvalidGrants",
     "MercureGrants",
@@ -30,8 +41,13 @@ __all__ = [
 #: The claim names read, in order: Mercure's own, then the fallback its hub accepts.
 CLAIMS = ("mercure", "https://mercure.rocks/")
 
-#: Selectors in one ``publish`` or ``subscribe`` array, at most.
+#: Selectors in one ``publish`` or ``subscribe`` array (or a detail's ``topics``), at
+#: most; and ``mercure`` authorization details in one token.
 MAX_GRANTED = 1000
+MAX_DETAILS = 100
+
+#: The type names of Mercure's authorization details (the draft's, and the IRI one).
+DETAIL_TYPES = ("mercure", "https://mercure.rocks/authorization-detail")
 
 
 class InvalidGrants(ValueError):
@@ -83,6 +99,8 @@ def grants_from_claims(claims: Mapping[str, Any]) -> MercureGrants:
     Raises:
         InvalidGrants: the claim, an array or a selector is malformed.
     """
+    if "authorization_details" in claims:
+        return _from_details(claims["authorization_details"])
     claim: Any = None
     for name in CLAIMS:
         if name in claims:
@@ -111,3 +129,57 @@ def _selectors(claim: Mapping[str, Any], member: str) -> tuple[Selector, ...] | 
         )
     except InvalidSelector as exc:
         raise InvalidGrants(f"mercure.{member}: {exc}") from None
+
+
+def _from_details(details: Any) -> MercureGrants:
+    """The grants of an ``authorization_details`` claim (1.0)."""
+    if not isinstance(details, list):
+        raise InvalidGrants("authorization_details must be an array")
+    if not all(isinstance(d, Mapping) for d in details):
+        raise InvalidGrants("an authorization detail must be an object")
+    ours = [d for d in details if d.get("type") in DETAIL_TYPES]
+    if len(ours) > MAX_DETAILS:
+        raise InvalidGrants(f"at most {MAX_DETAILS} mercure authorization details are read")
+    publish: dict[Selector, None] = {}
+    subscribe: dict[Selector, None] = {}
+    payload: Any = None
+    publishes = False
+    for detail in ours:
+        actions = detail.get("actions")
+        if (
+            not isinstance(actions, list)
+            or not actions
+            or not all(a in ("publish", "subscribe") for a in actions)
+        ):
+            raise InvalidGrants("a mercure detail's actions must be publish and/or subscribe")
+        matchers = _matchers(detail.get("topics"))
+        if "publish" in actions:
+            publishes = True
+            publish.update(dict.fromkeys(matchers))
+        if "subscribe" in actions:
+            subscribe.update(dict.fromkeys(matchers))
+            if payload is None and "payload" in detail:
+                payload = detail["payload"]
+    return MercureGrants(tuple(publish) if publishes else None, tuple(subscribe), payload)
+
+
+def _matchers(topics: Any) -> list[Selector]:
+    if not isinstance(topics, list) or not topics:
+        raise InvalidGrants("a mercure detail's topics must be a non-empty array")
+    if len(topics) > MAX_GRANTED:
+        raise InvalidGrants(f"a mercure detail may hold at most {MAX_GRANTED} topics")
+    found = []
+    for matcher in topics:
+        if not isinstance(matcher, Mapping) or not isinstance(matcher.get("match"), str):
+            raise InvalidGrants("a topic matcher must be an object with a match string")
+        kind = matcher.get("matchType", "Exact")
+        text = matcher["match"]
+        if kind == "URLPattern" and text != "*":
+            raise InvalidGrants("URL pattern matchers are not read by this hub yet")
+        if kind not in ("Exact", "URLPattern"):
+            raise InvalidGrants(f"unknown matchType {kind!r}")
+        try:
+            found.append(selector(Kind.EXACT, text))
+        except InvalidSelector as exc:
+            raise InvalidGrants(f"topic matcher: {exc}") from None
+    return found

@@ -1,11 +1,18 @@
-"""The Mercure hub at ``/.well-known/mercure`` (protocol 0.x, as Symfony, API Platform
-and FrankenPHP speak it), on the same hub as the native API.
+"""The Mercure hub at ``/.well-known/mercure``, on the same hub as the native API.
 
-``GET`` subscribes: ``topic`` selectors (an exact topic, ``*``, or an RFC 6570 URI
-template; several), a token from where Mercure's clients put it (anonymous: public
-updates only), ``Last-Event-ID`` or ``lastEventID`` to resume, ``earliest`` for every
-update kept. ``POST`` publishes Mercure's form, answered with the update's id alone.
-A private update reaches only subscribers whose token's ``mercure.subscribe`` covers
+``GET`` subscribes, in either protocol generation, chosen by what the request uses:
+
+- 0.x (what Symfony, API Platform and FrankenPHP send today): ``topic`` selectors (an
+  exact topic, ``*``, or an RFC 6570 URI template);
+- 1.0: ``match`` (or ``match_exact``, ``matchExact``) exact matchers and ``*``; the URL
+  pattern matchers (``match_urlpattern``, ``matchURLPattern``) are not served yet (501);
+  any other parameter in the ``match`` namespace is refused (400).
+
+A token comes from where Mercure's clients put it (anonymous: public updates only);
+``Last-Event-ID`` (or ``lastEventID``, ``last_event_id``) resumes, ``earliest`` asks for
+every update kept, and the answer says where the replay starts (``Last-Event-ID``, and
+1.0's ``Mercure-Last-Event-ID``). ``POST`` publishes Mercure's form, answered with the
+update's id alone. A private update reaches only subscribers whose token grants reading
 one of its topics, live and in replay (:class:`~rawsse.hub.views.View`).
 """
 
@@ -19,7 +26,7 @@ from rawsse.h1.mercure import EARLIEST, HUB_PATH, parse_update
 from rawsse.h1.parse import SSE_HEADERS, Query
 from rawsse.h1.replies import Reply
 from rawsse.hub.views import View
-from rawsse.matching.selectors import InvalidSelector, Kind, Selector, selector
+from rawsse.matching.selectors import ANY, InvalidSelector, Kind, Selector, selector
 from rawsse.policy.auth import AuthError, Grants
 from rawsse.server.shared import publish_and_answer
 from rawsse.server.stream import StreamStart
@@ -35,17 +42,45 @@ __all__ = ["HUB_PATH", "MercureRoutes", "read_selectors"]
 _TEXT = b"text/plain; charset=utf-8"
 
 
+#: 1.0's matcher parameters: exact matching (the bare name is the default type).
+_EXACT_PARAMETERS = frozenset({"match", "match_exact", "matchExact"})
+#: 1.0's URL pattern matchers: recognised, not served yet.
+_URL_PATTERN_PARAMETERS = frozenset({"match_urlpattern", "matchURLPattern"})
+
+
 def read_selectors(
-    texts: list[str], max_selectors: int
-) -> tuple[tuple[str, ...], frozenset[Selector]]:
-    """A subscription's ``topic`` selectors: the exact topics, and the others (``*``,
-    URI templates, told apart by a brace as Mercure's hub does).
+    query: Query, max_selectors: int
+) -> tuple[tuple[str, ...], frozenset[Selector], bool]:
+    """A subscription's selectors: the exact topics, the others (``*``, URI templates),
+    and whether the request speaks 1.0 (``match*`` parameters) rather than 0.x
+    (``topic``).
 
     Raises:
-        RequestError: 400 for none, too many, or a malformed one (with the reason).
+        RequestError: 400 for none, too many, a malformed one, an unknown ``match*``
+            parameter or both generations at once (with the reason); 501 for URL
+            pattern matchers.
     """
+    matchers = [name for name in query if name.lower().startswith("match")]
+    if matchers and "topic" in query:
+        raise RequestError("use topic (protocol 0.x) or match (1.0), not both")
+    if not matchers:
+        return (*_read_0x(query.get("topic", []), max_selectors), False)
+    for name in matchers:
+        if name in _URL_PATTERN_PARAMETERS:
+            raise RequestError(f"{name}: URL pattern matchers are not served yet", 501)
+        if name not in _EXACT_PARAMETERS:
+            raise RequestError(f"unknown topic matcher parameter {name!r}")
+    texts = [text for name in matchers for text in query[name]]
+    if len(texts) > max_selectors:
+        raise RequestError(f"at most {max_selectors} topic matchers are allowed")
+    exact = [text for text in texts if text != "*"]
+    patterns = frozenset({ANY}) if len(exact) < len(texts) else frozenset()
+    return (parse_topics(exact, max_selectors) if exact else ()), patterns, True
+
+
+def _read_0x(texts: list[str], max_selectors: int) -> tuple[tuple[str, ...], frozenset[Selector]]:
     if not texts:
-        raise RequestError("at least one topic selector is required: ?topic=")
+        raise RequestError("at least one topic selector is required: ?topic= (or ?match=)")
     if len(texts) > max_selectors:
         raise RequestError(f"at most {max_selectors} topic selectors are allowed")
     exact: list[str] = []
@@ -82,7 +117,7 @@ class MercureRoutes:
             Refused: over a stream cap.
         """
         server = self._server
-        topics, patterns = read_selectors(query.get("topic", []), server.config.max_topics)
+        topics, patterns, modern = read_selectors(query, server.config.max_topics)
         if patterns and not server.hub.backend.synchronous:
             raise RequestError(
                 "URI templates and * are not served with the Redis backend yet: subscribe "
@@ -103,7 +138,10 @@ class MercureRoutes:
         view = View(patterns, grants.reading)
         headers: tuple[tuple[bytes, bytes], ...] = ()
         if last_event_id is not None:
-            headers = ((b"last-event-id", self._anchor(topics, last_event_id, view)),)
+            anchor = self._anchor(topics, last_event_id, view)
+            headers = ((b"last-event-id", anchor),)
+            if modern:
+                headers += ((b"mercure-last-event-id", anchor),)
         return StreamStart(
             topics,
             None if expires_at is None else Grants("mercure", expires_at=expires_at),
@@ -158,12 +196,12 @@ class MercureRoutes:
 
 
 def _last_event_id(request: Request, query: Query) -> str | None:
-    """The id to resume after: the header, else the ``lastEventID`` parameter (or its
-    older spelling, ``Last-Event-ID``)."""
+    """The id to resume after: the header, else the ``lastEventID`` parameter (or 1.0's
+    ``last_event_id``, or the older ``Last-Event-ID``)."""
     raw = request.header(b"last-event-id")
     if raw is not None:
         return raw.decode("utf-8", "replace")
-    for name in ("lastEventID", "Last-Event-ID"):
+    for name in ("lastEventID", "last_event_id", "Last-Event-ID"):
         values = query.get(name)
         if values:
             return values[0]

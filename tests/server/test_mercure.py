@@ -430,3 +430,150 @@ async def test_without_a_subscribers_key_tokens_are_refused_and_anonymous_reads_
             await publish(server.url, [("topic", BOOK_1), ("data", "hidden"), ("private", "")])
             await publish(server.url, [("topic", BOOK_1), ("data", "public")])
             assert [e.data for e in await anonymous.wait_count(1)] == ["public"]
+
+
+def access_token(*details: dict[str, Any], typ: str = "at+jwt", ttl: float | None = 3600) -> str:
+    """A protocol 1.0 token: RFC 9068's typ, Mercure's authorization details."""
+    claims: dict[str, Any] = {"authorization_details": list(details), "sub": "user-1"}
+    if ttl is not None:
+        claims["exp"] = int(time.time() + ttl)
+    return str(jwt.encode(claims, SECRET, algorithm="HS256", headers={"typ": typ}))
+
+
+def detail(actions: list[str], *matches: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "mercure",
+        "actions": actions,
+        "topics": [{"match": m} for m in matches],
+        **extra,
+    }
+
+
+def hub_1_0(url: str, *pairs: tuple[str, str]) -> str:
+    return f"{url}{HUB_PATH}?{httpx.QueryParams(list(pairs))}"
+
+
+async def test_protocol_1_0_exact_matchers_and_access_tokens() -> None:
+    """``match`` (and its explicit spellings) and ``*``; a token with authorization
+    details, by the header, the access_token parameter or 1.0's cookie; a private update
+    only to the granted; Mercure-Last-Event-ID as well as Last-Event-ID on a resume."""
+    reader = access_token(detail(["subscribe"], BOOK_1))
+    publisher = access_token(detail(["publish"], "*"))
+    async with running_server(mercure_config()) as server:
+        async with (
+            Reader(hub_1_0(server.url, ("match", BOOK_1))) as anonymous,
+            Reader(
+                hub_1_0(server.url, ("matchExact", BOOK_1)), {"Authorization": f"Bearer {reader}"}
+            ) as by_header,
+            Reader(
+                hub_1_0(server.url, ("match_exact", BOOK_1), ("access_token", reader))
+            ) as by_query,
+            Reader(
+                hub_1_0(server.url, ("match", "*")), {"Cookie": f"mercureAccessToken={reader}"}
+            ) as by_cookie,
+        ):
+            ids = []
+            for data, private in (("one", False), ("SECRET", True), ("two", False)):
+                fields = [("topic", BOOK_1), ("data", data)] + (
+                    [("private", "on")] if private else []
+                )
+                answer = await publish(server.url, fields, bearer=publisher)
+                assert answer.status_code == 200, answer.text
+                ids.append(answer.text)
+            for granted in (by_header, by_query, by_cookie):
+                assert [e.data for e in await granted.wait_count(3)] == ["one", "SECRET", "two"]
+            assert [e.data for e in await anonymous.wait_count(2)] == ["one", "two"]
+        async with (
+            httpx.AsyncClient(timeout=scaled(5)) as client,
+            client.stream(
+                "GET",
+                hub_1_0(server.url, ("match", BOOK_1), ("last_event_id", ids[1])),
+                headers={"Authorization": f"Bearer {reader}"},
+            ) as response,
+        ):
+            assert response.status_code == 200
+            assert response.headers["mercure-last-event-id"] == ids[1]
+            assert response.headers["last-event-id"] == ids[1]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "status", "reason"),
+    [
+        ((("matchRegex", "x"),), 400, "unknown topic matcher parameter"),
+        ((("MATCH", "x"),), 400, "unknown topic matcher parameter"),
+        ((("match", "x"), ("topic", "y")), 400, "not both"),
+        ((("match", "a\x01b"),), 400, "control"),
+        ((("match_urlpattern", "https://example.com/books/:id"),), 501, "not served yet"),
+        ((("matchURLPattern", "/books/:id"),), 501, "not served yet"),
+    ],
+)
+async def test_a_bad_1_0_subscription_is_refused_with_the_reason(
+    pairs: tuple[tuple[str, str], ...], status: int, reason: str
+) -> None:
+    async with (
+        running_server(mercure_config()) as server,
+        httpx.AsyncClient(timeout=scaled(5)) as client,
+    ):
+        answer = await client.get(hub_1_0(server.url, *pairs))
+        assert answer.status_code == status, answer.text
+        assert reason in answer.text
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (access_token(detail(["subscribe"], "*"), typ="JWT"), "at+jwt"),
+        (access_token(detail(["subscribe"], "*"), ttl=None), "exp"),
+        (
+            access_token({"type": "mercure", "actions": ["read"], "topics": [{"match": "*"}]}),
+            "actions",
+        ),
+        (access_token({"type": "mercure", "actions": ["subscribe"], "topics": []}), "topics"),
+        (
+            access_token({"type": "mercure", "actions": ["subscribe"], "topics": ["*"]}),
+            "match string",
+        ),
+        (
+            access_token(
+                {
+                    "type": "mercure",
+                    "actions": ["subscribe"],
+                    "topics": [{"match": "/b/:id", "matchType": "URLPattern"}],
+                }
+            ),
+            "URL pattern",
+        ),
+        (
+            access_token(
+                {
+                    "type": "mercure",
+                    "actions": ["subscribe"],
+                    "topics": [{"match": "a", "matchType": "Glob"}],
+                }
+            ),
+            "matchType",
+        ),
+    ],
+)
+async def test_a_malformed_access_token_is_refused_whole(bad: str, reason: str) -> None:
+    async with (
+        running_server(mercure_config()) as server,
+        httpx.AsyncClient(timeout=scaled(5)) as client,
+    ):
+        answer = await client.get(
+            hub_1_0(server.url, ("match", BOOK_1)), headers={"Authorization": f"Bearer {bad}"}
+        )
+        assert answer.status_code == 401, answer.text
+        assert reason in answer.text
+
+
+async def test_details_of_other_types_grant_nothing() -> None:
+    foreign = access_token({"type": "payment", "actions": ["publish"], "topics": [{"match": "*"}]})
+    partial = access_token(detail(["publish"], BOOK_1), detail(["subscribe"], "*"))
+    async with running_server(mercure_config()) as server:
+        refused = await publish(server.url, [("topic", BOOK_1), ("data", "x")], bearer=foreign)
+        assert refused.status_code == 403
+        allowed = await publish(server.url, [("topic", BOOK_1), ("data", "x")], bearer=partial)
+        assert allowed.status_code == 200
+        other = await publish(server.url, [("topic", BOOK_2), ("data", "x")], bearer=partial)
+        assert other.status_code == 403
