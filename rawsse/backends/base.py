@@ -33,6 +33,7 @@ __all__ = [
     "LOST_EVENT",
     "NOTHING",
     "EARLIEST",
+    "EVERY_TOPIC",
     "OWN_ID",
     "Backend",
     "HubLink",
@@ -57,6 +58,10 @@ OWN_ID = re.compile(r"([0-9a-f]{8})-([0-9]{1,19})")
 
 #: The last event id that asks for every event kept (Mercure's); no publisher may take it.
 EARLIEST = "earliest"
+
+#: What a process listens to, beside topic names, for subscribers reading selectors
+#: (Mercure's ``*`` and URI templates): every topic. Empty, so never a topic's name.
+EVERY_TOPIC = ""
 
 
 def reserved_id(id: str) -> bool:
@@ -187,8 +192,11 @@ class Backend(ABC):
         self.hub = hub
         self.deliver = hub.dispatch
 
-    def listen(self, topics: Sequence[str], last_event_id: str | None) -> Awaitable[None] | None:
-        """Get ready to deliver ``topics`` to a new local subscriber that last saw
+    def listen(
+        self, topics: Sequence[str], last_event_id: str | None, *, every: bool = False
+    ) -> Awaitable[None] | None:
+        """Get ready to deliver ``topics`` (and every topic if ``every``: the
+        subscriber reads selectors) to a new local subscriber that last saw
         ``last_event_id``: ``None`` when it may join now, else something to await
         first (a remote backend subscribing to the topics and placing itself in the
         order, so that the subscriber's replay and live stream meet without a hole).
@@ -203,7 +211,8 @@ class Backend(ABC):
         seconds)."""
 
     def unlisten(self, topic: str) -> None:  # noqa: B027 - optional hook
-        """``topic`` has no local subscribers any more."""
+        """``topic`` has no local subscribers any more (:data:`EVERY_TOPIC`: no local
+        subscriber reads selectors any more)."""
 
     @property
     def healthy(self) -> bool:
@@ -219,7 +228,13 @@ class Backend(ABC):
 
     @abstractmethod
     def publish(
-        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
+        self,
+        topics: tuple[str, ...],
+        parts: EventParts,
+        *,
+        id: str | None,
+        private: bool = False,
+        reuse_id: bool = False,
     ) -> Record | Awaitable[Record]:
         """Order, store and deliver one event; return its record.
 
@@ -230,9 +245,12 @@ class Backend(ABC):
                 the backend assigns.
             private: whether only subscribers granted one of ``topics`` may receive it
                 (kept with it, for replay too).
+            reuse_id: take ``id`` even if an event kept has it (Mercure's rule); a
+                resume from it then starts after this event.
 
         Raises:
-            InvalidEvent: ``id`` is reserved or already in the history.
+            InvalidEvent: ``id`` is reserved, or already in the history (unless
+                ``reuse_id``).
         """
 
     @abstractmethod
@@ -253,9 +271,10 @@ class Backend(ABC):
         response header tells; a backend that cannot tell cheaply says ``None``."""
         return None
 
-    def kept_topics(self) -> Iterable[str] | None:
+    def kept_topics(self) -> Iterable[str] | Awaitable[Iterable[str]] | None:
         """The topics with events kept, for the replay of a subscriber reading
-        selectors; ``None`` when the backend cannot list them cheaply."""
+        selectors (or something to await for them, from a remote backend); ``None``
+        when the backend cannot list them."""
         return None
 
     @abstractmethod

@@ -104,13 +104,20 @@ class MemoryBackend(Backend):
         return self.ids.make(self.epoch, seq)
 
     def publish(
-        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
+        self,
+        topics: tuple[str, ...],
+        parts: EventParts,
+        *,
+        id: str | None,
+        private: bool = False,
+        reuse_id: bool = False,
     ) -> Record:
         """Give the event the next id (or check the publisher's), keep it, deliver it.
 
         Raises:
-            InvalidEvent: ``id`` is already in the history or has the reserved
-                ``EPOCH-SEQ`` shape (nothing is stored).
+            InvalidEvent: ``id`` is already in the history (unless ``reuse_id``: it
+                then names this event from now on) or has the reserved ``EPOCH-SEQ``
+                shape (nothing is stored).
         """
         seq = self.last_seq + 1
         if id is not None:
@@ -119,7 +126,7 @@ class MemoryBackend(Backend):
                     f"ids shaped like {self.make_id(1)!r}, and {EARLIEST!r}, are reserved "
                     "for the hub"
                 )
-            if id in self._by_user_id:
+            if id in self._by_user_id and not reuse_id:
                 raise InvalidEvent(f"id {id!r} is already in the history")
         wire_id = self.make_id(seq) if id is None else id
         self.last_seq = seq
@@ -193,7 +200,7 @@ class MemoryBackend(Backend):
 
     def _forget(self, topic: str, record: Record) -> None:
         self._evicted[topic] = record.seq
-        if record.id in self._by_user_id and all(
+        if self._by_user_id.get(record.id) is record and all(
             self._evicted_of(t) >= record.seq for t in record.topics if t != topic
         ):
             del self._by_user_id[record.id]

@@ -30,7 +30,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import cast
 
-from rawsse.backends.base import Backend, Record
+from rawsse.backends.base import EVERY_TOPIC, Backend, Record
 from rawsse.config import Config
 from rawsse.events import HEARTBEAT, chunk
 from rawsse.hub.groups import Group, Pattern, Topic
@@ -243,6 +243,8 @@ class Fanout:
                 if not topic.groups:
                     if isinstance(topic, Pattern):
                         self._patterns.remove(topic)
+                        if not self._patterns:
+                            self._backend.unlisten(EVERY_TOPIC)
                     else:
                         del self._topics[topic.name]
                         self._backend.unlisten(topic.name)
@@ -261,7 +263,10 @@ class Fanout:
         return [name for name in names if not wanted.isdisjoint(matching(name))]
 
     def has_topic(self, topic: str) -> bool:
-        """Whether ``topic`` has subscribers here."""
+        """Whether ``topic`` has subscribers here (:data:`EVERY_TOPIC`: whether any
+        reads selectors)."""
+        if topic == EVERY_TOPIC:
+            return bool(self._patterns)
         return topic in self._topics
 
     def end_streams(self, topics: Collection[str] | None, reason: str) -> int:

@@ -11,6 +11,7 @@ live stream meet with neither a duplicate nor a hole.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Iterable, Sequence
+from inspect import isawaitable
 from typing import cast
 
 from rawsse.backends.base import NOTHING, Backend, Record, Replay
@@ -138,16 +139,20 @@ class Hub:
         id: str | None = None,
         retry: int | None = None,
         private: bool = False,
+        reuse_id: bool = False,
     ) -> str | Awaitable[str]:
         """:meth:`start_publish` to topic names already checked by
-        :func:`rawsse.h1.parse.parse_topics` (as the HTTP layer has): not checked again."""
+        :func:`rawsse.h1.parse.parse_topics` (as the HTTP layer has): not checked again.
+        With ``reuse_id``, a publisher's ``id`` already kept is given to this event too
+        (Mercure allows it; a resume from it starts after this event) instead of being
+        refused as a duplicate."""
         if id == "":
             id = None
         parts = encode_checked(
             data, event=event, id=id, retry=retry, max_size=self.config.max_event_size
         )
-        if private:
-            result = self.backend.publish(topics, parts, id=id, private=True)
+        if private or reuse_id:
+            result = self.backend.publish(topics, parts, id=id, private=private, reuse_id=reuse_id)
         else:  # as a backend written before private events is called
             result = self.backend.publish(topics, parts, id=id)
         if isinstance(result, Record):
@@ -169,15 +174,20 @@ class Hub:
 
     # -- subscribing ------------------------------------------------------------
 
-    def ready(self, topics: Sequence[str], last_event_id: str | None) -> Awaitable[None] | None:
-        """``None`` when a subscriber to ``topics`` may :meth:`subscribe` now; else
-        something to await first (a remote backend starting to listen to a topic new to
-        this process). Answer the stream only then: once its head is sent, a client may
-        rely on receiving what is published next.
+    def ready(
+        self, topics: Sequence[str], last_event_id: str | None, *, every: bool = False
+    ) -> Awaitable[None] | None:
+        """``None`` when a subscriber to ``topics`` (and to selectors, which may match
+        any topic, if ``every``) may :meth:`subscribe` now; else something to await
+        first (a remote backend starting to listen to a topic new to this process).
+        Answer the stream only then: once its head is sent, a client may rely on
+        receiving what is published next.
 
         Raises:
             BackendUnavailable: the backend cannot deliver now.
         """
+        if every:
+            return self.backend.listen(topics, last_event_id, every=True)
         return self.backend.listen(topics, last_event_id)
 
     def subscribe(
@@ -198,11 +208,29 @@ class Hub:
         fanout.join(subscriber, view)
         topics = subscriber.topics
         if view is not None and view.patterns and last_event_id is not None:
-            topics = self._replayed_topics(topics, view)
+            kept = self.backend.kept_topics()
+            if isawaitable(kept):
+                return self._replay_matching(topics, view, kept, last_event_id, fanout.last_seq)
+            topics = self._replayed_topics(topics, view, kept)
         replay = self.backend.replay(topics, last_event_id, upto=fanout.last_seq)
         if isinstance(replay, Replay):
             return _visible_replay(replay, view)
         return _visible_later(replay, view)
+
+    async def _replay_matching(
+        self,
+        topics: tuple[str, ...],
+        view: View,
+        kept: Awaitable[Iterable[str]],
+        last_event_id: str,
+        upto: int,
+    ) -> Replay:
+        """The replay of a view with selectors from a backend that lists its kept
+        topics remotely: its selectors are tried on each (the subscriber may have left
+        meanwhile, and the fan-out must not be asked to keep its patterns)."""
+        topics = self._replayed_topics(topics, view, await kept, joined=False)
+        replay = self.backend.replay(topics, last_event_id, upto=upto)
+        return _visible_replay(replay if isinstance(replay, Replay) else await replay, view)
 
     def resume_anchor(
         self, topics: tuple[str, ...], last_event_id: str, view: View | None
@@ -211,17 +239,24 @@ class Hub:
         resuming from it will be sent what follows it directly, as far as the backend
         can tell before it joins; else ``None`` (see :meth:`Backend.resume_anchor`)."""
         if view is not None and view.patterns:
-            topics = self._replayed_topics(topics, view, joined=False)
+            kept = self.backend.kept_topics()
+            if isawaitable(kept):
+                return None  # a remote backend: not known before the head goes out
+            topics = self._replayed_topics(topics, view, kept, joined=False)
         return self.backend.resume_anchor(topics, last_event_id, lambda record: sees(record, view))
 
     def _replayed_topics(
-        self, topics: tuple[str, ...], view: View, *, joined: bool = True
+        self,
+        topics: tuple[str, ...],
+        view: View,
+        kept: Iterable[str] | None,
+        *,
+        joined: bool = True,
     ) -> tuple[str, ...]:
-        """A view's exact topics and the kept topics its selectors match: whose
+        """A view's exact topics and the ``kept`` topics its selectors match: whose
         histories its replay merges. Once its subscriber has ``joined``, the fan-out's
         cache of matches answers; before, each selector is tried (the fan-out learns
         of a view's selectors only when a subscriber reads them)."""
-        kept = self.backend.kept_topics()
         if kept is None:
             return topics
         exact = set(topics)

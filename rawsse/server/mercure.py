@@ -118,12 +118,6 @@ class MercureRoutes:
         """
         server = self._server
         topics, patterns, modern = read_selectors(query, server.config.max_topics)
-        if patterns and not server.hub.backend.synchronous:
-            raise RequestError(
-                "URI templates and * are not served with the Redis backend yet: subscribe "
-                "to exact topics",
-                501,
-            )
         if server.draining:
             raise RequestError("shutting down", 503, close=True, label="draining")
         if not server.hub.backend.healthy:
@@ -147,7 +141,9 @@ class MercureRoutes:
             None if expires_at is None else Grants("mercure", expires_at=expires_at),
             last_event_id,
             key,
-            server.hub.ready(topics, last_event_id) if topics else None,
+            server.hub.ready(topics, last_event_id, every=bool(patterns))
+            if topics or patterns
+            else None,
             view=view,
             path=HUB_PATH,
             headers=headers,
@@ -192,6 +188,7 @@ class MercureRoutes:
             id=update.id,
             retry=update.retry,
             private=update.private,
+            reuse_id=True,  # Mercure lets a publisher give an id again
         )
 
 

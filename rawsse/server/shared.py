@@ -40,9 +40,13 @@ def publish_and_answer(
     id: str | None,
     retry: int | None,
     private: bool = False,
+    reuse_id: bool = False,
 ) -> Reply | Awaitable[Reply]:
     """Publish an event whose topics are checked, and ``answer`` with its id: at once,
     or once a backend that must await has answered.
+
+    ``reuse_id``: a publisher's id already kept is taken again (Mercure's rule), not
+    refused as a duplicate.
 
     Raises (at once or from the awaitable):
         RequestError: the event is refused (400: a duplicate or reserved id, ...).
@@ -50,7 +54,7 @@ def publish_and_answer(
     """
     try:
         result = server.hub.start_publish_to(
-            topics, data, event=event, id=id, retry=retry, private=private
+            topics, data, event=event, id=id, retry=retry, private=private, reuse_id=reuse_id
         )
     except InvalidEvent as exc:
         raise RequestError(str(exc)) from None

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent
 
-from rawsse.backends.base import LOST_EVENT
+from rawsse.backends.base import LOST_EVENT, Replay
 from rawsse.config import Config
 from rawsse.errors import InvalidEvent
 from rawsse.hub.hub import Hub
@@ -686,3 +686,127 @@ async def test_a_private_event_stays_private_on_every_server(redis: RedisServer)
             b.hub.unsubscribe(subscriber)
         replayed = await events_after(url, first, 1)
         assert [e.data for e in replayed] == ["public two"]
+
+
+# -- selectors (Mercure's * and URI templates) ------------------------------------------
+
+
+def selector_view(*templates: str, reading: tuple[str, ...] = ()) -> View:
+    """A view reading ``templates`` (``*`` for every topic), granted ``reading``."""
+    return View(
+        frozenset(selector(Kind.TEMPLATE, t) for t in templates),
+        frozenset(selector(Kind.TEMPLATE, t) for t in reading),
+    )
+
+
+async def join_by_selectors(
+    server: Server, view: View, last_event_id: str | None = None
+) -> tuple[Subscriber, RecordingTransport]:
+    """A subscriber of ``server``'s hub reading ``view``'s selectors only, joined as the
+    Mercure route joins it (ready for every topic first); its replay written first.
+    The test unsubscribes it."""
+    transport = RecordingTransport()
+    subscriber = Subscriber(transport, (), chunked=False, max_buffer=1 << 20)
+    ready = server.hub.ready((), last_event_id, every=True)
+    if ready is not None:
+        await ready
+    replay = server.hub.subscribe(subscriber, last_event_id, view=view)
+    subscriber.begin(b"")
+    subscriber.replay(b"", (replay if isinstance(replay, Replay) else await replay).records)
+    return subscriber, transport
+
+
+def leave(server: Server) -> None:
+    for subscriber in list(server.hub.subscribers()):
+        server.hub.unsubscribe(subscriber)
+
+
+def data_written(transport: RecordingTransport) -> list[str]:
+    text = b"".join(transport.writes).decode()
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_selectors_read_every_servers_topics_through_one_pattern_subscription(
+    redis: RedisServer,
+) -> None:
+    """A template and ``*`` read on B what A publishes to any topic, once each though an
+    event travels on several of its topics' channels, in A's order; private events
+    only where granted. B listens with one pattern subscription, made while a
+    selector is read and dropped after (``linger``)."""
+    async with redis_servers(redis, 2, linger=0.2) as (a, b), admin(redis) as client:
+
+        async def patterns() -> int:
+            return int(await client.execute_command("PUBSUB", "NUMPAT"))
+
+        books, books_out = await join_by_selectors(b, selector_view("/books/{id}"))
+        everything, every_out = await join_by_selectors(b, selector_view("*", reading=("*",)))
+        assert await patterns() == 1
+        await a.hub.publish_async(["/books/1", "/authors/1"], "book and author")
+        await a.hub.publish_async("/authors/2", "author")
+        await a.hub.publish_async("/books/2", "SECRET", private=True)
+        await a.hub.publish_async("/books/3", "last")
+        await wait_for(lambda: "last" in data_written(every_out))
+        assert data_written(every_out) == ["book and author", "author", "SECRET", "last"]
+        await wait_for(lambda: "last" in data_written(books_out))
+        assert data_written(books_out) == ["book and author", "last"]
+        b.hub.unsubscribe(books)
+        b.hub.unsubscribe(everything)
+        deadline = asyncio.get_running_loop().time() + scaled(5)
+        while await patterns():
+            assert asyncio.get_running_loop().time() < deadline, "the pattern is never dropped"
+            await asyncio.sleep(0.05)
+        # Read again: listened to again, and delivered.
+        _, again_out = await join_by_selectors(b, selector_view("*"))
+        await a.hub.publish_async("/x", "again")
+        await wait_for(lambda: data_written(again_out) == ["again"])
+        leave(b)
+
+
+async def test_a_replay_by_selectors_merges_every_matching_topics_history(
+    redis: RedisServer,
+) -> None:
+    """Topics are listed in Redis as they are published to: a server that never saw
+    them replays a template's matching histories, merged in order, from an id or from
+    ``earliest``, private events only where granted."""
+    async with redis_servers(redis, 2) as (a, b):
+        first = await a.hub.publish_async("/books/1", "one")
+        await a.hub.publish_async("/authors/1", "author")
+        await a.hub.publish_async(["/books/2", "/books/1"], "both")
+        await a.hub.publish_async("/books/3", "SECRET", private=True)
+        await a.hub.publish_async("/books/3", "three")
+        _, after_first = await join_by_selectors(b, selector_view("/books/{id}"), first)
+        assert data_written(after_first) == ["both", "three"]
+        _, granted = await join_by_selectors(
+            b, selector_view("/books/{id}", reading=("/books/3",)), "earliest"
+        )
+        assert data_written(granted) == ["one", "both", "SECRET", "three"]
+        _, everything = await join_by_selectors(b, selector_view("*"), "earliest")
+        assert data_written(everything) == ["one", "author", "both", "three"]
+        leave(b)
+
+
+async def test_a_process_reading_selectors_catches_up_on_topics_it_never_saw(
+    redis: RedisServer,
+) -> None:
+    """While B's Pub/Sub connection is down, A publishes to topics B has never heard of;
+    back, B reads which topics changed since its last event and delivers what a
+    ``*`` reader missed, in order, before anything newer."""
+    async with redis_servers(redis, 2) as (a, b), admin(redis) as client:
+        backend_b = b.hub.backend
+        assert isinstance(backend_b, RedisBackend)
+        _, out = await join_by_selectors(b, selector_view("*"))
+        await a.hub.publish_async("/seen", "e0")
+        await wait_for(lambda: data_written(out) == ["e0"])
+        listing = (await client.execute_command("CLIENT", "LIST")).decode()
+        (line,) = [x for x in listing.splitlines() if f"name={backend_b.listener_name}" in x]
+        await client.config_set("maxclients", len(listing.splitlines()) - 1)
+        await client.execute_command("CLIENT", "KILL", "ID", line.split()[0].split("=")[1])
+        await wait_for(lambda: not backend_b.healthy)
+        for i in range(1, 4):
+            await a.hub.publish_async(f"/new/{i}", f"e{i}")
+        await client.config_set("maxclients", 10000)
+        await wait_for(lambda: backend_b.healthy, timeout=10)
+        await a.hub.publish_async("/seen", "e4")
+        await wait_for(lambda: len(data_written(out)) == 5)
+        assert data_written(out) == [f"e{i}" for i in range(5)]
+        leave(b)

@@ -17,7 +17,14 @@ import pytest
 from rawsse.backends.redis.backend import RedisBackend
 from rawsse.h1.mercure import HUB_PATH
 from rawsse.hub.hub import Hub
-from tests.conftest import make_config, running_server, running_servers, scaled, wait_for
+from tests.conftest import (
+    TEST_KEY,
+    make_config,
+    running_server,
+    running_servers,
+    scaled,
+    wait_for,
+)
 from tests.support.redis_server import RedisServer
 from tests.support.streams import Reader, collect
 
@@ -346,8 +353,7 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
     redis: RedisServer,
 ) -> None:
     """Published by form on A, read on B: the same ids everywhere, a private update only
-    to B's granted subscriber, replay on B as live, and templates refused (501) until
-    they are served on Redis."""
+    to B's granted subscriber, replay on B as live, by exact topic and by template."""
     config = mercure_config(redis=redis.url)
     setups = [(config, Hub(config)) for _ in range(2)]
     granted = token(subscribe=[BOOK_1])
@@ -356,6 +362,7 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
         async with (
             Reader(url) as anonymous,
             Reader(url, {"Authorization": f"Bearer {granted}"}) as reader,
+            Reader(hub_url(b.url, BOOKS)) as by_template,
         ):
             ids = []
             for data, private in (("one", False), ("SECRET", True), ("two", False)):
@@ -369,11 +376,17 @@ async def test_on_redis_every_server_serves_mercure_and_keeps_private_updates_pr
             assert all(i.startswith("urn:uuid:") for i in ids)
             assert isinstance(a.hub.backend, RedisBackend)
             assert [e.data for e in await anonymous.wait_count(2)] == ["one", "two"]
+            assert [e.data for e in await by_template.wait_count(2)] == ["one", "two"]
         replayed = await collect(url, 1, {"Last-Event-ID": ids[0]})
         assert [e.data for e in replayed] == ["two"]
-        async with httpx.AsyncClient(timeout=scaled(5)) as client:
-            templated = await client.get(hub_url(b.url, BOOKS))
-        assert templated.status_code == 501 and "Redis" in templated.text
+        replayed = await collect(hub_url(b.url, BOOKS), 1, {"Last-Event-ID": ids[0]})
+        assert [e.data for e in replayed] == ["two"]
+        granted_replay = await collect(
+            hub_url(b.url, BOOKS, lastEventID="earliest"),
+            3,
+            {"Authorization": f"Bearer {granted}"},
+        )
+        assert [e.data for e in granted_replay] == ["one", "SECRET", "two"]
 
 
 async def test_the_last_event_id_response_header_says_where_the_replay_starts() -> None:
@@ -577,3 +590,35 @@ async def test_details_of_other_types_grant_nothing() -> None:
         assert allowed.status_code == 200
         other = await publish(server.url, [("topic", BOOK_2), ("data", "x")], bearer=partial)
         assert other.status_code == 403
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_a_publisher_may_reuse_an_id_and_a_resume_from_it_starts_after_the_last(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Mercure lets a publisher give an id again: the update is published (not refused
+    as a duplicate, as the native API refuses it), and a client resuming from the id
+    is sent what follows its latest use."""
+    changes = {"redis": request.getfixturevalue("redis").url} if backend == "redis" else {}
+    async with running_server(mercure_config(**changes)) as server:
+        sent = []
+        for data, id in (
+            ("first", "urn:example:same"),
+            ("between", ""),
+            ("again", "urn:example:same"),
+            ("after", ""),
+        ):
+            fields = [("topic", BOOK_1), ("data", data)] + ([("id", id)] if id else [])
+            answer = await publish(server.url, fields)
+            assert answer.status_code == 200, answer.text
+            sent.append(answer.text)
+        assert sent[0] == sent[2] == "urn:example:same"
+        resumed = await collect(hub_url(server.url, BOOK_1), 1, {"Last-Event-ID": sent[0]})
+        assert [e.data for e in resumed] == ["after"]
+        async with httpx.AsyncClient(timeout=scaled(5)) as client:
+            native = await client.post(
+                f"{server.url}/publish",
+                data={"topic": BOOK_1, "data": "x", "id": "urn:example:same"},
+                headers={"Authorization": f"Bearer {TEST_KEY}"},
+            )
+        assert native.status_code == 400 and "already" in native.text

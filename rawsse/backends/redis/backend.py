@@ -44,14 +44,14 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rawsse.backends.base import Backend, HubLink, Record, Replay, reserved_id
+from rawsse.backends.base import EVERY_TOPIC, Backend, HubLink, Record, Replay, reserved_id
 from rawsse.backends.redis.calls import ScriptCalls
 from rawsse.backends.redis.delivery import Delivery
 from rawsse.backends.redis.history import HistoryReads
 from rawsse.backends.redis.listening import Listening
 from rawsse.backends.redis.marking import Marking, Waiter
 from rawsse.backends.redis.pubsub import PubSubConnection
-from rawsse.backends.redis.scripts import MARK, PUBLISH, READ
+from rawsse.backends.redis.scripts import MARK, PUBLISH, READ, TOPICS
 from rawsse.backends.redis.wire import Keys, decode_message, encode_body
 from rawsse.errors import BackendUnavailable, InvalidEvent
 from rawsse.events import EventParts
@@ -114,11 +114,14 @@ class RedisBackend(Backend):
             protocol=2,
         )
         self._calls = ScriptCalls(
-            self._client, {"publish": PUBLISH, "read": READ, "mark": MARK}, timeout=timeout
+            self._client,
+            {"publish": PUBLISH, "read": READ, "mark": MARK, "topics": TOPICS},
+            timeout=timeout,
         )
         token = secrets.token_hex(8)
         self._marks_channel = self.keys.marks(token)
         self._marks_channel_bytes = self._marks_channel.encode()
+        self._every_channel_bytes = self.keys.every_channel.encode()
         #: The name of this process's Pub/Sub connection in ``CLIENT LIST``.
         self.listener_name = "rawsse-" + token
         self._pubsub = PubSubConnection(
@@ -215,14 +218,20 @@ class RedisBackend(Backend):
     # -- publishing ---------------------------------------------------------------------
 
     def publish(
-        self, topics: tuple[str, ...], parts: EventParts, *, id: str | None, private: bool = False
+        self,
+        topics: tuple[str, ...],
+        parts: EventParts,
+        *,
+        id: str | None,
+        private: bool = False,
+        reuse_id: bool = False,
     ) -> Awaitable[Record]:
         """Send the event to Redis (pipelined with other publishes); the record, with
         the id Redis gave it, once Redis has answered.
 
         Raises:
             InvalidEvent: ``id`` has the reserved ``EPOCH-SEQ`` shape (at once), or is
-                already kept (from the awaitable).
+                already kept and not ``reuse_id`` (from the awaitable).
             BackendUnavailable: Redis cannot be reached now, or did not answer within
                 ``timeout`` (nothing was published).
         """
@@ -242,12 +251,15 @@ class RedisBackend(Backend):
             body,
             self.epoch,
             self.watermark,
+            "1" if reuse_id else "",
         ]
         for topic in topics:
             args += (topic, keys.channel(topic))
         streams = [keys.stream(topic) for topic in topics]
         answer = self._calls.call(
-            "publish", [keys.counter, keys.epoch, keys.ids, keys.trimmed, *streams], args
+            "publish",
+            [keys.counter, keys.epoch, keys.ids, keys.trimmed, keys.topics, *streams],
+            args,
         )
         return self._published(answer, topics, parts, id, private)
 
@@ -273,16 +285,22 @@ class RedisBackend(Backend):
 
     # -- subscribing ---------------------------------------------------------------------
 
-    def listen(self, topics: Sequence[str], last_event_id: str | None) -> Awaitable[None] | None:
+    def listen(
+        self, topics: Sequence[str], last_event_id: str | None, *, every: bool = False
+    ) -> Awaitable[None] | None:
         """``None`` when every topic is live here already (and the client is not ahead of
-        this process); else subscribe to what is new and wait for a mark after it."""
+        this process); else subscribe to what is new and wait for a mark after it.
+        ``every`` topic is listened to with one pattern subscription of every channel
+        (an event arriving on both is delivered once, by its number)."""
         if not self._delivery.live:
             raise BackendUnavailable("redis unavailable")
         loop = asyncio.get_running_loop()
         listening = self._listening
+        if every:
+            topics = [*topics, EVERY_TOPIC]
         new = listening.want(topics, loop.time())  # swept unless a subscriber joins them
         if new:
-            self._pubsub.subscribe(self.keys.channel(topic) for topic in new)
+            self._subscribe(new)
         elif listening.live(topics) and not self._delivery.behind(last_event_id):
             return None
         return self._marking.wait(topics)
@@ -291,11 +309,22 @@ class RedisBackend(Backend):
         """The topic lost its local subscribers: unsubscribe after ``linger``."""
         self._listening.idle(topic, asyncio.get_running_loop().time())
 
+    def kept_topics(self) -> Awaitable[list[str]]:
+        """Every topic published to (listed in Redis), for a replay by selectors."""
+        return self._reads.topics_after(-1)
+
+    def _subscribe(self, topics: Sequence[str]) -> None:
+        self._pubsub.subscribe(self.keys.channel(topic) for topic in topics if topic)
+        if EVERY_TOPIC in topics:
+            self._pubsub.subscribe([self.keys.every_channel], pattern=True)
+
     def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
         dropped = self._listening.sweep(loop.time(), self._linger, self.hub.has_topic)
         if dropped:
-            self._pubsub.unsubscribe([self.keys.channel(topic) for topic in dropped])
+            self._pubsub.unsubscribe([self.keys.channel(topic) for topic in dropped if topic])
+            if EVERY_TOPIC in dropped:
+                self._pubsub.unsubscribe([self.keys.every_channel], pattern=True)
         self._sweeper = loop.call_later(self._linger / 2, self._sweep)
 
     # -- the Pub/Sub connection's events ------------------------------------------------------
@@ -304,7 +333,8 @@ class RedisBackend(Backend):
         """A new connection: subscribe to everything again, then catch up."""
         self._delivery.connected()
         topics = self._listening.connected()  # a catch-up mark is needed once subscribed
-        self._pubsub.subscribe([self._marks_channel, *map(self.keys.channel, topics)])
+        self._pubsub.subscribe([self._marks_channel])
+        self._subscribe(topics)
 
     def _on_lost(self, exc: BaseException) -> None:
         if self._delivery.live or self._lost_at is None:
@@ -322,6 +352,8 @@ class RedisBackend(Backend):
     def _on_subscribed(self, channel: bytes) -> None:
         if channel == self._marks_channel_bytes:
             self._listening.marks_subscribed = True
+        elif channel == self._every_channel_bytes:
+            self._listening.subscribed(EVERY_TOPIC)
         else:
             self._listening.subscribed(self.keys.topic_of(channel.decode("utf-8")))
         self._marking.check_soon()

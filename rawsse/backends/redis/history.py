@@ -16,6 +16,7 @@ from typing import Any
 
 from rawsse.backends.base import (
     EARLIEST,
+    EVERY_TOPIC,
     Record,
     Replay,
     lost_notice,
@@ -63,13 +64,18 @@ class HistoryReads:
     async def missed(
         self, topics: Iterable[str], after: int, upto: int
     ) -> tuple[dict[int, Record], list[str]]:
-        """Every event of ``topics`` after ``after`` up to ``upto``, by number; and the
-        topics with a hole (events trimmed past ``after``, never to be delivered).
+        """Every event of ``topics`` (and of every topic with events since, with
+        :data:`EVERY_TOPIC`) after ``after`` up to ``upto``, by number; and the topics
+        with a hole (events trimmed past ``after``, never to be delivered).
 
         Raises:
             BackendUnavailable: Redis did not answer.
         """
-        ordered = sorted(topics)
+        names = set(topics)
+        if EVERY_TOPIC in names:  # every topic with an event since
+            names.discard(EVERY_TOPIC)
+            names.update(await self.topics_after(after))
+        ordered = sorted(names)
         chunks = [ordered[i : i + TOPICS_PER_READ] for i in range(0, len(ordered), TOPICS_PER_READ)]
         answers = [self._read(chunk, "", after, upto) for chunk in chunks]
         missed: dict[int, Record] = {}
@@ -82,6 +88,16 @@ class HistoryReads:
                 for record in self._records(topic_entries):
                     missed.setdefault(record.seq, record)
         return missed, holes
+
+    async def topics_after(self, after: int) -> list[str]:
+        """The topics whose last event's number is above ``after`` (every topic
+        published to from -1).
+
+        Raises:
+            BackendUnavailable: Redis did not answer.
+        """
+        names = await self._calls.call("topics", [self._keys.topics], [after])
+        return [name.decode("utf-8") for name in names]
 
     # -- replay -----------------------------------------------------------------------------
 

@@ -43,8 +43,10 @@ class PubSubConnection:
         timeout: seconds to connect, and without any reply to a ping before the
             connection counts as dead (a vanished Redis does not close its sockets).
         on_connected: called once the connection is made, before any subscription on it.
-        on_subscribed: called with each channel whose subscription took effect.
-        on_message: called with each message's channel and data.
+        on_subscribed: called with each channel (or pattern) whose subscription took
+            effect.
+        on_message: called with each message's channel and data (a pattern's message
+            with the channel it was published on).
         on_lost: called with the error when an established connection is lost.
     """
 
@@ -75,6 +77,8 @@ class PubSubConnection:
         self._writes: set[asyncio.Task[None]] = set()
         self._subscribe: set[str] = set()
         self._unsubscribe: set[str] = set()
+        self._psubscribe: set[str] = set()
+        self._punsubscribe: set[str] = set()
         self._flush_scheduled = False
         self._last_reply = 0.0
         self._closed = False
@@ -83,20 +87,29 @@ class PubSubConnection:
 
     # -- what to listen to ------------------------------------------------------------
 
-    def subscribe(self, channels: Iterable[str]) -> None:
+    def subscribe(self, channels: Iterable[str], *, pattern: bool = False) -> None:
         """Subscribe to ``channels`` (sent at the end of this loop iteration, in one
-        command with whatever else is asked meanwhile)."""
+        command with whatever else is asked meanwhile); glob patterns of channels
+        (``PSUBSCRIBE``) if ``pattern``."""
+        add, drop = self._wanted(pattern)
         for channel in channels:
-            self._unsubscribe.discard(channel)
-            self._subscribe.add(channel)
+            drop.discard(channel)
+            add.add(channel)
         self._schedule_flush()
 
-    def unsubscribe(self, channels: Iterable[str]) -> None:
+    def unsubscribe(self, channels: Iterable[str], *, pattern: bool = False) -> None:
         """Unsubscribe from ``channels`` (sent as :meth:`subscribe`)."""
+        drop, add = self._wanted(pattern)
         for channel in channels:
-            self._subscribe.discard(channel)
-            self._unsubscribe.add(channel)
+            drop.discard(channel)
+            add.add(channel)
         self._schedule_flush()
+
+    def _wanted(self, pattern: bool) -> tuple[set[str], set[str]]:
+        """The channels (or patterns) to subscribe and to unsubscribe."""
+        if pattern:
+            return self._psubscribe, self._punsubscribe
+        return self._subscribe, self._unsubscribe
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled and self.connected:
@@ -109,8 +122,12 @@ class PubSubConnection:
             return
         subscribe, self._subscribe = sorted(self._subscribe), set()
         unsubscribe, self._unsubscribe = sorted(self._unsubscribe), set()
+        psubscribe, self._psubscribe = sorted(self._psubscribe), set()
+        punsubscribe, self._punsubscribe = sorted(self._punsubscribe), set()
         commands = [("UNSUBSCRIBE", c) for c in _chunks(unsubscribe)]
+        commands += [("PUNSUBSCRIBE", c) for c in _chunks(punsubscribe)]
         commands += [("SUBSCRIBE", c) for c in _chunks(subscribe)]
+        commands += [("PSUBSCRIBE", c) for c in _chunks(psubscribe)]
         if commands:
             self._send([(name, *chunk) for name, chunk in commands])
 
@@ -165,8 +182,9 @@ class PubSubConnection:
                     self._watchdog.cancel()
                 self.connected = False
                 self._connection = None
-                self._subscribe.clear()
-                self._unsubscribe.clear()
+                for asked in (self._subscribe, self._unsubscribe, self._psubscribe,
+                              self._punsubscribe):  # fmt: skip
+                    asked.clear()
                 with contextlib.suppress(Exception):
                     await connection.disconnect()
 
@@ -183,7 +201,9 @@ class PubSubConnection:
             kind = reply[0]
             if kind == b"message":
                 on_message(reply[1], reply[2])
-            elif kind == b"subscribe":
+            elif kind == b"pmessage":
+                on_message(reply[2], reply[3])
+            elif kind == b"subscribe" or kind == b"psubscribe":
                 on_subscribed(reply[1])
 
     def _watch(self) -> None:

@@ -7,7 +7,7 @@ Key and value layout: :mod:`rawsse.backends.redis.wire`.
 
 from __future__ import annotations
 
-__all__ = ["MARK", "PUBLISH", "READ"]
+__all__ = ["MARK", "PUBLISH", "READ", "TOPICS"]
 
 #: The epoch, set to the caller's candidate (``ARGV[1]``) if Redis has none (a new or
 #: emptied Redis): every script that gives out or places numbers starts with it.
@@ -49,11 +49,13 @@ end
 
 #: Order, store and publish one event.
 #:
-#: KEYS: counter, epoch, ids, trimmed, then one stream per topic.
+#: KEYS: counter, epoch, ids, trimmed, topics, then one stream per topic.
 #: ARGV: epoch candidate, history, ids kept, publisher's id ('' for none), body, the
-#: process's epoch, the highest number it delivered (see ``_behind``), then topic and
-#: channel for each topic.
-#: Returns ``{epoch, seq}``; ``seq`` is 0 when the publisher's id is already kept.
+#: process's epoch, the highest number it delivered (see ``_behind``), whether the
+#: publisher's id may be one already kept ('1': it then names this event; '': refused),
+#: then topic and channel for each topic.
+#: Returns ``{epoch, seq}``; ``seq`` is 0 when the publisher's id is already kept and
+#: may not be reused.
 #:
 #: A topic's stream is trimmed exactly to ``history`` entries, and the highest sequence
 #: number trimmed is recorded per topic: Redis does not record it (trimming leaves
@@ -64,7 +66,7 @@ PUBLISH = (
     + _behind("6", "7")
     + """
 local uid = ARGV[4]
-if uid ~= '' and redis.call('ZSCORE', KEYS[3], uid) then
+if uid ~= '' and ARGV[8] == '' and redis.call('ZSCORE', KEYS[3], uid) then
   return {epoch, 0}
 end
 local seq = redis.call('INCR', KEYS[1])
@@ -77,9 +79,10 @@ if uid ~= '' then
 end
 local history = tonumber(ARGV[2])
 local message = epoch .. ' ' .. seq .. ' ' .. ARGV[5]
-for i = 5, #KEYS do
-  local topic = ARGV[8 + (i - 5) * 2]
-  local channel = ARGV[9 + (i - 5) * 2]
+for i = 6, #KEYS do
+  local topic = ARGV[9 + (i - 6) * 2]
+  local channel = ARGV[10 + (i - 6) * 2]
+  redis.call('ZADD', KEYS[5], seq, topic)
   if history > 0 then
     local length = redis.call('XLEN', KEYS[i])
     if length >= history then
@@ -167,3 +170,10 @@ redis.call('PUBLISH', ARGV[2], epoch .. ' ' .. counter .. ' ' .. ARGV[3])
 return {epoch, counter}
 """
 )
+
+#: The topics whose last event's number is above ``ARGV[1]`` (all of them from -1).
+#:
+#: KEYS: topics.
+TOPICS = """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+"""

@@ -60,6 +60,19 @@ class Keys:
         """Hash: topic → the highest sequence number trimmed from its stream."""
         return self.prefix + "trimmed"
 
+    @property
+    def topics(self) -> str:
+        """Sorted set: every topic published to, scored by its last event's number (the
+        topics a subscriber reading selectors may replay, and those a process
+        listening to every topic catches up on)."""
+        return self.prefix + "topics"
+
+    @property
+    def every_channel(self) -> str:
+        """The pattern (``PSUBSCRIBE``) of every topic's channel; the prefix's glob
+        characters escaped."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "c:*"
+
     def stream(self, topic: str) -> str:
         """The stream holding ``topic``'s history."""
         return self.prefix + "s:" + topic
