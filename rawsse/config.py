@@ -354,6 +354,13 @@ class Config:
         "Mercure mode: the cookie a browser's token comes in",
         metavar="NAME",
     )
+    mercure_url: str | None = _setting(
+        None,
+        "Mercure mode: the hub's public URL (https://example.com/.well-known/mercure), "
+        "against which relative URL patterns and topics are resolved (default: http://, "
+        "the request's Host, and the hub's path)",
+        metavar="URL",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -428,6 +435,10 @@ class Config:
         _check_networks(self.trusted_proxies)
         _check_origins("cors_origins", self.cors_origins)
         _check_origins("publish_origins", self.publish_origins)
+        if self.mercure_url is not None and not self.mercure_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ConfigError(f"mercure_url: {self.mercure_url!r} is not an http(s):// URL")
         for name in ("publisher_jwt_key", "subscriber_jwt_key", "mercure_cookie"):
             if getattr(self, name) == "":
                 raise ConfigError(f"{name} must not be empty (use None for no key)")

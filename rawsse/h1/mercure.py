@@ -12,6 +12,7 @@ is not digits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,7 +21,14 @@ from rawsse.events import check_event_name, check_id
 from rawsse.h1.parse import parse_retry
 from rawsse.topics import parse_topics
 
-__all__ = ["EARLIEST", "HUB_PATH", "MercureUpdate", "is_reserved_topic", "parse_update"]
+__all__ = [
+    "EARLIEST",
+    "HUB_PATH",
+    "MercureUpdate",
+    "hub_url",
+    "is_reserved_topic",
+    "parse_update",
+]
 
 #: The hub's URL path, and the namespace under it that only the hub publishes to.
 HUB_PATH = "/.well-known/mercure"
@@ -41,6 +49,23 @@ class MercureUpdate:
     id: str | None = None
     type: str | None = None
     retry: int | None = None
+
+
+#: What a ``Host`` header may hold to be part of the hub's URL (a name or an address,
+#: and a port); anything else is not used.
+_HOST = re.compile(r"[A-Za-z0-9._~-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def hub_url(configured: str | None, host: bytes | None) -> str:
+    """The hub's URL, against which relative URL patterns and topics are resolved: the
+    configured one, else ``http://``, the request's ``Host`` (``localhost`` without a
+    usable one) and :data:`HUB_PATH`."""
+    if configured is not None:
+        return configured
+    name = host.decode("ascii", "replace") if host else ""
+    if not _HOST.fullmatch(name):
+        name = "localhost"
+    return f"http://{name}{HUB_PATH}"
 
 
 def is_reserved_topic(topic: str) -> bool:

@@ -2,9 +2,12 @@
 
 A selector is a kind and a text. ``*`` selects every topic whatever the kind; an exact
 selector, the topic that is its text byte for byte; a URI template, every topic some
-values of its variables expand it to (:mod:`.templates`). Selectors are compiled once
-and kept (a bounded number of them), so a selector in use costs one regular-expression
-match per topic it is tried against, on a linear-time engine (:mod:`.engine`).
+values of its variables expand it to (:mod:`.templates`); a URL pattern, every topic
+that, parsed as a URL (relative ones against the hub's URL), matches it component by
+component (:mod:`.urlpattern`). Selectors are compiled once and kept (a bounded number
+of them), so a selector in use costs one regular-expression match per topic it is
+tried against (a URL parse and one match per component, for a URL pattern), on a
+linear-time engine (:mod:`.engine`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 from rawsse.matching.engine import EngineMissing, compile_pattern
 from rawsse.matching.templates import template_pattern
+from rawsse.matching.urlpattern import url_pattern_matcher
 from rawsse.text import has_unsafe
 
 __all__ = ["ANY", "MAX_SELECTOR_LENGTH", "InvalidSelector", "Kind", "Selector", "selector"]
@@ -37,14 +41,21 @@ class Kind(enum.Enum):
 
     EXACT = "Exact"  #: the topic itself
     TEMPLATE = "URITemplate"  #: an RFC 6570 URI template (Mercure 0.x)
+    URL_PATTERN = "URLPattern"  #: a WHATWG URL pattern (Mercure 1.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """A checked selector (made by :func:`selector`)."""
+    """A checked selector (made by :func:`selector`).
+
+    Attributes:
+        base: the hub's URL, against which a URL pattern and the topics it is tried on
+            are resolved when relative (``None`` for the other kinds).
+    """
 
     kind: Kind
     text: str
+    base: str | None = None
 
     @property
     def any(self) -> bool:
@@ -54,9 +65,12 @@ class Selector:
     def matches(self, topic: str) -> bool:
         """Whether ``topic`` is one of the topics it selects."""
         text = self.text
-        if text == "*" or text == topic:
+        if text == "*":
             return True
-        if self.kind is Kind.EXACT:
+        kind = self.kind
+        if kind is not Kind.URL_PATTERN and text == topic:
+            return True  # (a URL pattern's text may not match itself: "(x)" is a group)
+        if kind is Kind.EXACT:
             return False
         compiled = _COMPILED.get(self)
         if compiled is None:
@@ -64,18 +78,19 @@ class Selector:
         return compiled(topic)
 
 
-def selector(kind: Kind, text: str) -> Selector:
-    """A selector of ``kind`` with ``text``, checked and compiled.
+def selector(kind: Kind, text: str, base: str | None = None) -> Selector:
+    """A selector of ``kind`` with ``text``, checked and compiled; a URL pattern's
+    relative text (and the relative topics it is tried on) resolved against ``base``.
 
     Raises:
         InvalidSelector: empty, too long, with control or format characters, not a
-            valid template, or (for a template) RE2 missing.
+            valid template or URL pattern, or (for either) the mercure extra missing.
     """
     if not text or len(text) > MAX_SELECTOR_LENGTH:
         raise InvalidSelector(f"a selector must be 1 to {MAX_SELECTOR_LENGTH} characters")
     if has_unsafe(text):
         raise InvalidSelector("a selector must not contain control or format characters")
-    made = Selector(kind, text)
+    made = Selector(kind, text, base if kind is Kind.URL_PATTERN else None)
     if kind is not Kind.EXACT and text != "*" and made not in _COMPILED:
         _compile(made)
     return made
@@ -87,11 +102,15 @@ _COMPILED: dict[Selector, Callable[[str], bool]] = {}
 
 def _compile(made: Selector) -> Callable[[str], bool]:
     try:
-        compiled = compile_pattern(template_pattern(made.text))
+        if made.kind is Kind.URL_PATTERN:
+            compiled = url_pattern_matcher(made.text, made.base)
+        else:
+            compiled = compile_pattern(template_pattern(made.text))
     except EngineMissing as exc:
         raise InvalidSelector(str(exc)) from None
     except ValueError as exc:
-        raise InvalidSelector(f"{made.text!r} is not a URI template: {exc}") from None
+        what = "URL pattern" if made.kind is Kind.URL_PATTERN else "URI template"
+        raise InvalidSelector(f"{made.text!r} is not a {what}: {exc}") from None
     if len(_COMPILED) >= COMPILED_KEPT:
         _COMPILED.clear()
     _COMPILED[made] = compiled

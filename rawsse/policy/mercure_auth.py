@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rawsse.errors import ConfigError
+from rawsse.h1.mercure import hub_url
 from rawsse.h1.parse import Query, bearer_token, cookie_value, header_value
 from rawsse.matching import engine
 from rawsse.policy.auth import AuthError, TokenVerifier, expiry, verifier_for
@@ -45,7 +46,8 @@ class MercureAuth:
     def __init__(self, config: Config) -> None:
         if not engine.AVAILABLE:
             raise ConfigError(
-                "Mercure mode needs RE2 for its URI templates: pip install 'rawsse[mercure]' "
+                "Mercure mode needs RE2 for its URI templates and URL patterns: pip install "
+                "'rawsse[mercure]' "
                 "(from a checkout: pip install '.[mercure]')"
             )
         publisher_key = config.mercure_key("publisher")
@@ -61,6 +63,12 @@ class MercureAuth:
             dict.fromkeys(name.encode("latin-1") for name in (config.mercure_cookie, *COOKIES_1_0))
         )
         self._origins = frozenset(config.publish_origins)
+        self._hub_url = config.mercure_url
+
+    def hub_url(self, headers: Headers) -> str:
+        """The hub's URL for this request: relative URL patterns and topics are
+        resolved against it (:func:`rawsse.h1.mercure.hub_url`)."""
+        return hub_url(self._hub_url, header_value(headers, b"host"))
 
     def _token(self, headers: Headers, query: Query) -> tuple[str | None, bool]:
         """The request's token and whether it came in the cookie."""
@@ -109,7 +117,7 @@ class MercureAuth:
             raise AuthError("this hub verifies no subscriber tokens")
         claims = self._claims(self._subscribers, token)
         try:
-            return grants_from_claims(claims), expiry(claims)
+            return grants_from_claims(claims, self.hub_url(headers)), expiry(claims)
         except InvalidGrants as exc:
             raise AuthError(f"token rejected: {exc}") from None
 
@@ -130,7 +138,7 @@ class MercureAuth:
             )
         claims = self._claims(self._publishers, token)
         try:
-            grants = grants_from_claims(claims)
+            grants = grants_from_claims(claims, self.hub_url(headers))
         except InvalidGrants as exc:
             raise AuthError(f"token rejected: {exc}") from None
         if grants.publish is None:

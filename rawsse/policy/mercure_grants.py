@@ -92,15 +92,16 @@ class MercureGrants:
 ANONYMOUS = MercureGrants(None, ())
 
 
-def grants_from_claims(claims: Mapping[str, Any]) -> MercureGrants:
+def grants_from_claims(claims: Mapping[str, Any], base: str | None = None) -> MercureGrants:
     """The grants in a verified token's claims (no claim: none, as an anonymous
-    subscriber has).
+    subscriber has); relative URL pattern matchers resolved against ``base``, the
+    hub's URL.
 
     Raises:
         InvalidGrants: the claim, an array or a selector is malformed.
     """
     if "authorization_details" in claims:
-        return _from_details(claims["authorization_details"])
+        return _from_details(claims["authorization_details"], base)
     claim: Any = None
     for name in CLAIMS:
         if name in claims:
@@ -131,7 +132,7 @@ def _selectors(claim: Mapping[str, Any], member: str) -> tuple[Selector, ...] | 
         raise InvalidGrants(f"mercure.{member}: {exc}") from None
 
 
-def _from_details(details: Any) -> MercureGrants:
+def _from_details(details: Any, base: str | None) -> MercureGrants:
     """The grants of an ``authorization_details`` claim (1.0)."""
     if not isinstance(details, list):
         raise InvalidGrants("authorization_details must be an array")
@@ -152,7 +153,7 @@ def _from_details(details: Any) -> MercureGrants:
             or not all(a in ("publish", "subscribe") for a in actions)
         ):
             raise InvalidGrants("a mercure detail's actions must be publish and/or subscribe")
-        matchers = _matchers(detail.get("topics"))
+        matchers = _matchers(detail.get("topics"), base)
         if "publish" in actions:
             publishes = True
             publish.update(dict.fromkeys(matchers))
@@ -163,7 +164,7 @@ def _from_details(details: Any) -> MercureGrants:
     return MercureGrants(tuple(publish) if publishes else None, tuple(subscribe), payload)
 
 
-def _matchers(topics: Any) -> list[Selector]:
+def _matchers(topics: Any, base: str | None) -> list[Selector]:
     if not isinstance(topics, list) or not topics:
         raise InvalidGrants("a mercure detail's topics must be a non-empty array")
     if len(topics) > MAX_GRANTED:
@@ -174,12 +175,12 @@ def _matchers(topics: Any) -> list[Selector]:
             raise InvalidGrants("a topic matcher must be an object with a match string")
         kind = matcher.get("matchType", "Exact")
         text = matcher["match"]
-        if kind == "URLPattern" and text != "*":
-            raise InvalidGrants("URL pattern matchers are not read by this hub yet")
         if kind not in ("Exact", "URLPattern"):
             raise InvalidGrants(f"unknown matchType {kind!r}")
         try:
-            found.append(selector(Kind.EXACT, text))
+            found.append(
+                selector(Kind.URL_PATTERN if kind == "URLPattern" else Kind.EXACT, text, base)
+            )
         except InvalidSelector as exc:
             raise InvalidGrants(f"topic matcher: {exc}") from None
     return found

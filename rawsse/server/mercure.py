@@ -4,9 +4,10 @@
 
 - 0.x (what Symfony, API Platform and FrankenPHP send today): ``topic`` selectors (an
   exact topic, ``*``, or an RFC 6570 URI template);
-- 1.0: ``match`` (or ``match_exact``, ``matchExact``) exact matchers and ``*``; the URL
-  pattern matchers (``match_urlpattern``, ``matchURLPattern``) are not served yet (501);
-  any other parameter in the ``match`` namespace is refused (400).
+- 1.0: ``match`` (or ``match_exact``, ``matchExact``) exact matchers, ``*``, and WHATWG
+  URL patterns (``matchURLPattern``, or ``match_urlpattern``; relative ones resolved
+  against the hub's URL); any other parameter in the ``match`` namespace is refused
+  (400).
 
 A token comes from where Mercure's clients put it (anonymous: public updates only);
 ``Last-Event-ID`` (or ``lastEventID``, ``last_event_id``) resumes, ``earliest`` asks for
@@ -44,21 +45,20 @@ _TEXT = b"text/plain; charset=utf-8"
 
 #: 1.0's matcher parameters: exact matching (the bare name is the default type).
 _EXACT_PARAMETERS = frozenset({"match", "match_exact", "matchExact"})
-#: 1.0's URL pattern matchers: recognised, not served yet.
+#: 1.0's URL pattern matchers (``matchURLPattern``, and the issue's spelling).
 _URL_PATTERN_PARAMETERS = frozenset({"match_urlpattern", "matchURLPattern"})
 
 
 def read_selectors(
-    query: Query, max_selectors: int
+    query: Query, max_selectors: int, base: str | None = None
 ) -> tuple[tuple[str, ...], frozenset[Selector], bool]:
-    """A subscription's selectors: the exact topics, the others (``*``, URI templates),
-    and whether the request speaks 1.0 (``match*`` parameters) rather than 0.x
-    (``topic``).
+    """A subscription's selectors: the exact topics, the others (``*``, URI templates,
+    URL patterns, relative ones resolved against ``base``), and whether the request
+    speaks 1.0 (``match*`` parameters) rather than 0.x (``topic``).
 
     Raises:
         RequestError: 400 for none, too many, a malformed one, an unknown ``match*``
-            parameter or both generations at once (with the reason); 501 for URL
-            pattern matchers.
+            parameter or both generations at once (with the reason).
     """
     matchers = [name for name in query if name.lower().startswith("match")]
     if matchers and "topic" in query:
@@ -66,16 +66,24 @@ def read_selectors(
     if not matchers:
         return (*_read_0x(query.get("topic", []), max_selectors), False)
     for name in matchers:
-        if name in _URL_PATTERN_PARAMETERS:
-            raise RequestError(f"{name}: URL pattern matchers are not served yet", 501)
-        if name not in _EXACT_PARAMETERS:
+        if name not in _EXACT_PARAMETERS and name not in _URL_PATTERN_PARAMETERS:
             raise RequestError(f"unknown topic matcher parameter {name!r}")
-    texts = [text for name in matchers for text in query[name]]
-    if len(texts) > max_selectors:
+    if sum(len(query[name]) for name in matchers) > max_selectors:
         raise RequestError(f"at most {max_selectors} topic matchers are allowed")
-    exact = [text for text in texts if text != "*"]
-    patterns = frozenset({ANY}) if len(exact) < len(texts) else frozenset()
-    return (parse_topics(exact, max_selectors) if exact else ()), patterns, True
+    exact: list[str] = []
+    patterns: set[Selector] = set()
+    for name in matchers:
+        for text in query[name]:
+            if text == "*":
+                patterns.add(ANY)
+            elif name in _EXACT_PARAMETERS:
+                exact.append(text)
+            else:
+                try:
+                    patterns.add(selector(Kind.URL_PATTERN, text, base))
+                except InvalidSelector as exc:
+                    raise RequestError(f"{name}: {exc}") from None
+    return (parse_topics(exact, max_selectors) if exact else ()), frozenset(patterns), True
 
 
 def _read_0x(texts: list[str], max_selectors: int) -> tuple[tuple[str, ...], frozenset[Selector]]:
@@ -117,7 +125,9 @@ class MercureRoutes:
             Refused: over a stream cap.
         """
         server = self._server
-        topics, patterns, modern = read_selectors(query, server.config.max_topics)
+        topics, patterns, modern = read_selectors(
+            query, server.config.max_topics, self._auth.hub_url(request.headers)
+        )
         if server.draining:
             raise RequestError("shutting down", 503, close=True, label="draining")
         if not server.hub.backend.healthy:

@@ -58,6 +58,7 @@ SECRET = "a-mercure-secret-of-at-least-32-bytes"
         ({"publish_origins": ("https://app.example/path",)}, "publish_origins"),
         ({"publisher_jwt_key": ""}, "publisher_jwt_key"),
         ({"mercure_cookie": ""}, "mercure_cookie"),
+        ({"mercure_url": "example.com/.well-known/mercure"}, "mercure_url"),
     ],
 )
 def test_mercure_settings_are_checked(changes: dict[str, object], named: str) -> None:

@@ -90,3 +90,35 @@ def test_equal_read_grants_share_one_fingerprint_whatever_their_order() -> None:
 def test_a_malformed_claim_is_refused_whole(claims: dict[str, Any], reason: str) -> None:
     with pytest.raises(InvalidGrants, match=reason):
         grants_from_claims(claims)
+
+
+def test_url_pattern_matchers_of_an_access_token_grant_what_they_match() -> None:
+    """1.0's authorization details: URL pattern matchers beside exact ones, relative
+    ones resolved against the hub's URL; a matcher that is not a URL pattern refuses the
+    token."""
+    details = [
+        {
+            "type": "mercure",
+            "actions": ["publish", "subscribe"],
+            "topics": [
+                {"match": "/books/:id", "matchType": "URLPattern"},
+                {"match": "https://example.com/news", "matchType": "Exact"},
+            ],
+        }
+    ]
+    grants = grants_from_claims(
+        {"authorization_details": details}, "https://example.com/.well-known/mercure"
+    )
+    assert grants.may_publish(["https://example.com/books/1", "https://example.com/news"])
+    assert grants.may_read(["/books/2"])
+    assert not grants.may_publish(["https://example.com/books/1/reviews"])
+    assert not grants.may_read(["https://other.example/books/1"])
+    bad = [
+        {
+            "type": "mercure",
+            "actions": ["subscribe"],
+            "topics": [{"match": "/(", "matchType": "URLPattern"}],
+        }
+    ]
+    with pytest.raises(InvalidGrants, match="not a URL pattern"):
+        grants_from_claims({"authorization_details": bad}, "https://example.com/")

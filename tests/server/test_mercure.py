@@ -516,8 +516,11 @@ async def test_protocol_1_0_exact_matchers_and_access_tokens() -> None:
         ((("MATCH", "x"),), 400, "unknown topic matcher parameter"),
         ((("match", "x"), ("topic", "y")), 400, "not both"),
         ((("match", "a\x01b"),), 400, "control"),
-        ((("match_urlpattern", "https://example.com/books/:id"),), 501, "not served yet"),
-        ((("matchURLPattern", "/books/:id"),), 501, "not served yet"),
+        ((("matchURLPattern", "https://example.com/(a(b))"),), 400, "capturing group"),
+        ((("matchURLPattern", "https://example.com/:id/:id"),), 400, "two groups"),
+        ((("matchURLPattern", "https://example.com/{a"),), 400, "not closed"),
+        ((("match_urlpattern", "https://example.com/(a(?=b))"),), 400, "does not compile"),
+        ((("matchURLPattern", "x" * 2000),), 400, "1 to 1024"),
     ],
 )
 async def test_a_bad_1_0_subscription_is_refused_with_the_reason(
@@ -551,10 +554,10 @@ async def test_a_bad_1_0_subscription_is_refused_with_the_reason(
                 {
                     "type": "mercure",
                     "actions": ["subscribe"],
-                    "topics": [{"match": "/b/:id", "matchType": "URLPattern"}],
+                    "topics": [{"match": "/b/(", "matchType": "URLPattern"}],
                 }
             ),
-            "URL pattern",
+            "not a URL pattern",
         ),
         (
             access_token(
@@ -622,3 +625,57 @@ async def test_a_publisher_may_reuse_an_id_and_a_resume_from_it_starts_after_the
                 headers={"Authorization": f"Bearer {TEST_KEY}"},
             )
         assert native.status_code == 400 and "already" in native.text
+
+
+def url_patterns(actions: list[str], *patterns: str) -> dict[str, Any]:
+    return {
+        "type": "mercure",
+        "actions": actions,
+        "topics": [{"match": p, "matchType": "URLPattern"} for p in patterns],
+    }
+
+
+async def test_protocol_1_0_url_patterns_select_topics_and_grant_private_updates() -> None:
+    """``matchURLPattern`` beside exact matchers: absolute and relative patterns (the
+    relative ones, and relative topics, resolved against --mercure-url), an update once
+    however many of its topics match; a token's URL pattern matchers grant private
+    updates and publishing on what they match, and nothing else."""
+    reader = access_token(url_patterns(["subscribe"], "/books/:id"))
+    publisher = access_token(url_patterns(["publish"], "https://example.com/*"))
+    config = mercure_config(mercure_url="https://example.com/.well-known/mercure")
+    async with running_server(config) as server:
+        numbered = hub_1_0(server.url, ("matchURLPattern", "https://example.com/books/:id(\\d+)"))
+        relative = hub_1_0(server.url, ("matchURLPattern", "/books/*"), ("match", "urn:x"))
+        async with (
+            Reader(numbered) as by_number,
+            Reader(relative, {"Authorization": f"Bearer {reader}"}) as granted,
+            Reader(hub_1_0(server.url, ("matchURLPattern", "/books/*"))) as anonymous,
+        ):
+            for topics, data, private in (
+                (["https://example.com/books/1", "https://example.com/books/1/x"], "one", False),
+                (["https://example.com/books/abc"], "abc", False),
+                (["https://example.com/books/2"], "SECRET", True),
+                (["https://example.com/authors/1"], "author", False),
+                (["/books/3"], "relative", False),
+            ):
+                fields = [("topic", t) for t in topics] + [("data", data)]
+                answer = await publish(
+                    server.url, fields + ([("private", "")] if private else []), bearer=publisher
+                )
+                assert answer.status_code == 200, answer.text
+            assert [e.data for e in await by_number.wait_count(2)] == ["one", "relative"]
+            assert [e.data for e in await granted.wait_count(4)] == [
+                "one",
+                "abc",
+                "SECRET",
+                "relative",
+            ]
+            assert [e.data for e in await anonymous.wait_count(3)] == ["one", "abc", "relative"]
+        elsewhere = await publish(
+            server.url,
+            [("topic", "https://other.example/books/1"), ("data", "x")],
+            bearer=publisher,
+        )
+        assert elsewhere.status_code == 403
+        replayed = await collect(numbered, 2, {"Last-Event-ID": "earliest"})
+        assert [e.data for e in replayed] == ["one", "relative"]
