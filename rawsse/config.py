@@ -354,6 +354,11 @@ class Config:
         "Mercure mode: the cookie a browser's token comes in",
         metavar="NAME",
     )
+    mercure_subscriptions: bool = _setting(
+        False,
+        "Mercure mode: publish an update when a subscription begins and ends, and list the "
+        "active ones at /.well-known/mercure/subscriptions (every server's, with redis)",
+    )
     mercure_url: str | None = _setting(
         None,
         "Mercure mode: the hub's public URL (https://example.com/.well-known/mercure), "

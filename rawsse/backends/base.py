@@ -39,6 +39,7 @@ __all__ = [
     "HubLink",
     "Record",
     "Replay",
+    "Roster",
     "lost_notice",
     "merge_records",
     "nothing",
@@ -146,6 +147,25 @@ def _once_each(records: Iterable[Record]) -> Iterator[Record]:
             yield record
 
 
+class Roster(Protocol):
+    """The documents of every server's active Mercure subscriptions, where a backend
+    shares them between servers (:class:`rawsse.backends.redis.roster.RedisRoster`);
+    those of a server that stopped without saying so are forgotten soon."""
+
+    def add(self, key: str, document: str) -> None:
+        """This process's subscription ``key`` is active, described by ``document``."""
+
+    def remove(self, key: str) -> None:
+        """It ended."""
+
+    def listing(self) -> Awaitable[list[str]]:
+        """Every server's active subscriptions' documents (JSON).
+
+        Raises:
+            BackendUnavailable: they cannot be read now.
+        """
+
+
 class HubLink(Protocol):
     """What a backend may ask of the hub it is attached to."""
 
@@ -183,6 +203,10 @@ class Backend(ABC):
     #: Whether ``publish`` and ``replay`` return plain values (never awaitables), so
     #: that :meth:`Hub.publish` can be called without awaiting.
     synchronous = True
+
+    #: Where every server's active Mercure subscriptions are listed, when servers share
+    #: the backend (``None``: each lists its own).
+    roster: Roster | None = None
 
     def __init__(self) -> None:
         self.deliver: Callable[[Record], None] = _not_attached
@@ -270,6 +294,12 @@ class Backend(ABC):
         events, or may not learn of one it cannot read). What Mercure's ``Last-Event-ID``
         response header tells; a backend that cannot tell cheaply says ``None``."""
         return None
+
+    def position_id(self, seq: int) -> str:
+        """An id a client may resume from to be sent every event after number ``seq``
+        (what this process has delivered, if it knows more), or :data:`EARLIEST` when
+        nothing was delivered yet: the ``lastEventID`` of Mercure's subscription API."""
+        return EARLIEST
 
     def kept_topics(self) -> Iterable[str] | Awaitable[Iterable[str]] | None:
         """The topics with events kept, for the replay of a subscriber reading

@@ -211,6 +211,11 @@ class MemoryBackend(Backend):
             return self._evicted.get(topic, 0)
         return max(self._evicted.get(topic, 0), self._forgotten)
 
+    def position_id(self, seq: int) -> str:
+        """The hub's own id of number ``seq`` (resumed from in O(1) whatever id the event
+        there had), or ``earliest`` before the first event."""
+        return self.make_id(seq) if seq > 0 else EARLIEST
+
     def resume_anchor(
         self, topics: Sequence[str], last_event_id: str, visible: Callable[[Record], bool]
     ) -> str | None:

@@ -62,11 +62,23 @@ class MercureGrants:
         publish: the topics it may publish to (``None``: it may not publish).
         subscribe: the topics whose private updates it may read (empty: public only).
         payload: the ``payload`` member, any JSON value (``None`` without one).
+        payloads: 1.0's payloads, each with the topic matchers of the ``subscribe``
+            detail that carries it, in the token's order (see :meth:`payload_for`).
     """
 
     publish: tuple[Selector, ...] | None
     subscribe: tuple[Selector, ...]
     payload: Any = None
+    payloads: tuple[tuple[tuple[Selector, ...], Any], ...] = ()
+
+    def payload_for(self, match: str) -> Any:
+        """The payload of a subscription by the matcher ``match``: 1.0's first
+        ``subscribe`` detail with a payload whose topics match the matcher's text as if
+        it were a topic; else the token's one payload (0.x), or ``None``."""
+        for matchers, payload in self.payloads:
+            if any(s.matches(match) for s in matchers):
+                return payload
+        return self.payload
 
     def may_publish(self, topics: Iterable[str]) -> bool:
         """Whether every one of ``topics`` is granted for publishing."""
@@ -143,7 +155,7 @@ def _from_details(details: Any, base: str | None) -> MercureGrants:
         raise InvalidGrants(f"at most {MAX_DETAILS} mercure authorization details are read")
     publish: dict[Selector, None] = {}
     subscribe: dict[Selector, None] = {}
-    payload: Any = None
+    payloads: list[tuple[tuple[Selector, ...], Any]] = []
     publishes = False
     for detail in ours:
         actions = detail.get("actions")
@@ -159,9 +171,11 @@ def _from_details(details: Any, base: str | None) -> MercureGrants:
             publish.update(dict.fromkeys(matchers))
         if "subscribe" in actions:
             subscribe.update(dict.fromkeys(matchers))
-            if payload is None and "payload" in detail:
-                payload = detail["payload"]
-    return MercureGrants(tuple(publish) if publishes else None, tuple(subscribe), payload)
+            if "payload" in detail:
+                payloads.append((tuple(matchers), detail["payload"]))
+    return MercureGrants(
+        tuple(publish) if publishes else None, tuple(subscribe), None, tuple(payloads)
+    )
 
 
 def _matchers(topics: Any, base: str | None) -> list[Selector]:

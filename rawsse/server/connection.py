@@ -32,6 +32,7 @@ from rawsse.policy.cors import CorsPolicy
 from rawsse.server.deadline import DeadlineProtocol
 from rawsse.server.routes import ROUTES, Router, error_reply, path_label
 from rawsse.server.stream import StreamSession, StreamStart
+from rawsse.server.subscriptions import SubscriptionRegistry
 from rawsse.server.tcp import INHERITS_SOCKET_OPTIONS, tune_socket
 
 if TYPE_CHECKING:
@@ -84,6 +85,9 @@ class ServerState:
         self.demo_page = demo_page
         self.admission = Admission(config)
         self.cors = CorsPolicy(config.cors_origins)
+        self.subscriptions: SubscriptionRegistry | None = None
+        if config.mercure and config.mercure_subscriptions:
+            self.subscriptions = SubscriptionRegistry(hub, self.spawn, hub.backend.roster)
         #: Every route; a listener may serve a subset through a router of its own.
         self.router = Router(self, ROUTES)
         self.connections: set[HttpConnection] = set()
@@ -253,6 +257,8 @@ class HttpConnection(DeadlineProtocol):
             self._connection_key = None
         stream, self.stream = self.stream, None
         if stream is not None:
+            if server.subscriptions is not None:
+                server.subscriptions.end(stream)
             server.admission.release_stream(stream.key)
             timed_out = isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT
             stream.close(server.hub, timed_out=timed_out, who=self.who(), now=self._loop.time())
@@ -304,6 +310,8 @@ class HttpConnection(DeadlineProtocol):
             wall_now=time.time(),
             spawn=server.spawn,
         )
+        if start.subscriptions and server.subscriptions is not None:
+            server.subscriptions.begin(stream, start.subscriptions)
         # Time the stream's end to its token's expiry, with a notice ahead of it.
         first = stream.first_timer(now, server.config.token_expiry_notice)
         if first is not None:

@@ -31,11 +31,14 @@ from rawsse.matching.selectors import ANY, InvalidSelector, Kind, Selector, sele
 from rawsse.policy.auth import AuthError, Grants
 from rawsse.server.shared import publish_and_answer
 from rawsse.server.stream import StreamStart
+from rawsse.server.subscriptions import Subscription, SubscriptionRegistry, new_subscriber_id
+from rawsse.server.subscriptions_api import SubscriptionsApi
 from rawsse.topics import parse_topics
 
 if TYPE_CHECKING:
     from rawsse.h1.exchange import Request
     from rawsse.policy.mercure_auth import MercureAuth
+    from rawsse.policy.mercure_grants import MercureGrants
     from rawsse.server.shared import Shared
 
 __all__ = ["HUB_PATH", "MercureRoutes", "read_selectors"]
@@ -114,6 +117,10 @@ class MercureRoutes:
         assert mercure is not None  # made when the config turns Mercure mode on
         self._auth: MercureAuth = mercure
 
+    def subscriptions_api(self, registry: SubscriptionRegistry) -> SubscriptionsApi:
+        """The subscription API over ``registry``, authorized as subscriptions are."""
+        return SubscriptionsApi(self._server, self._auth, registry)
+
     def subscribe(
         self, request: Request, query: Query, *, client: str, trusted: bool, now: float
     ) -> Reply | StreamStart:
@@ -157,6 +164,7 @@ class MercureRoutes:
             view=view,
             path=HUB_PATH,
             headers=headers,
+            subscriptions=() if server.subscriptions is None else _subscriptions(query, grants),
         )
 
     def _anchor(self, topics: tuple[str, ...], last_event_id: str, view: View) -> bytes:
@@ -200,6 +208,25 @@ class MercureRoutes:
             private=update.private,
             reuse_id=True,  # Mercure lets a publisher give an id again
         )
+
+
+def _subscriptions(query: Query, grants: MercureGrants) -> tuple[Subscription, ...]:
+    """The subscriptions of a stream (admitted: its selectors were read): one per
+    selector, in the order given, under one subscriber id the hub makes; each with the
+    payload its token attaches to it."""
+    subscriber = new_subscriber_id()
+    pairs: list[tuple[str | None, str]] = []
+    for name, texts in query.items():
+        if name == "topic":
+            pairs += ((None, text) for text in texts)
+        elif name in _EXACT_PARAMETERS:
+            pairs += (("Exact", text) for text in texts)
+        elif name in _URL_PATTERN_PARAMETERS:
+            pairs += (("URLPattern", text) for text in texts)
+    return tuple(
+        Subscription(text, subscriber, kind, grants.payload_for(text))
+        for kind, text in dict.fromkeys(pairs)
+    )
 
 
 def _last_event_id(request: Request, query: Query) -> str | None:

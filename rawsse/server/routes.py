@@ -30,6 +30,8 @@ from rawsse.server.batch import NDJSON, BatchPublish
 from rawsse.server.mercure import HUB_PATH, MercureRoutes
 from rawsse.server.shared import Shared, publish_and_answer
 from rawsse.server.stream import StreamStart
+from rawsse.server.subscriptions import SUBSCRIPTIONS_PATH as SUBSCRIPTIONS
+from rawsse.server.subscriptions_api import SubscriptionsApi
 from rawsse.topics import parse_topics
 
 if TYPE_CHECKING:
@@ -62,6 +64,14 @@ ROUTES: dict[str, tuple[bytes, ...]] = {
 
 #: Mercure mode's hub URL: subscribe and publish.
 _HUB_METHODS = (b"GET", b"HEAD", b"POST")
+#: Mercure's subscription API (with ``mercure_subscriptions``).
+_API_METHODS = (b"GET", b"HEAD")
+
+
+def _below(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
 _HUB_PATH_BYTES = HUB_PATH.encode()
 
 #: What a separate metrics listener (``metrics_port``) answers: scrapes and probes only.
@@ -107,9 +117,12 @@ class Router:
     def __init__(self, server: Shared, routes: dict[str, tuple[bytes, ...]]) -> None:
         self._server = server
         self._mercure: MercureRoutes | None = None
+        self._subscriptions: SubscriptionsApi | None = None
         if server.config.mercure and "/events" in routes:
             routes = {**routes, HUB_PATH: _HUB_METHODS}
             self._mercure = MercureRoutes(server)
+            if server.subscriptions is not None:
+                self._subscriptions = self._mercure.subscriptions_api(server.subscriptions)
         self._routes = routes
         self._handlers: dict[str, Callable[[Request, Query, float], Reply | Awaitable[Reply]]] = {
             "/publish": self._publish,
@@ -136,6 +149,12 @@ class Router:
         """
         path, query = parse_target(request.target)
         allowed = self._routes.get(path)
+        if allowed is None and self._subscriptions is not None and _below(path, SUBSCRIPTIONS):
+            if request.method == b"OPTIONS":
+                return self._options(request, _API_METHODS)
+            if request.method not in _API_METHODS:
+                return text(405, "method not allowed", (b"allow", b", ".join(_API_METHODS)))
+            return self._subscriptions.answer(request, query)
         if allowed is None or (path == "/" and self._server.demo_page is None):
             raise RequestError("not found", 404)
         if request.method == b"OPTIONS":

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rawsse.hub.hub import Hub
     from rawsse.policy.admission import Admission
     from rawsse.policy.cors import CorsPolicy
+    from rawsse.server.subscriptions import SubscriptionRegistry
 
 __all__ = ["Shared", "publish_and_answer"]
 
@@ -28,6 +29,8 @@ class Shared(Protocol):
     cors: CorsPolicy
     demo_page: bytes | None
     draining: bool
+    #: Mercure's active subscriptions (``None`` unless ``mercure_subscriptions``).
+    subscriptions: SubscriptionRegistry | None
 
 
 def publish_and_answer(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rawsse.hub.hub import Hub
     from rawsse.hub.views import View
     from rawsse.policy.auth import Grants
+    from rawsse.server.subscriptions import Subscription
 
 __all__ = [
     "AUTH_EXPIRING_EVENT",
@@ -66,6 +67,8 @@ class StreamStart:
     path: str = "/events"
     #: Response headers of its own (Mercure's ``Last-Event-ID``).
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    #: Mercure's active subscriptions the stream holds (with ``mercure_subscriptions``).
+    subscriptions: tuple[Subscription, ...] = ()
 
 
 #: The event a stream carries ``token_expiry_notice`` seconds before its token expires.

@@ -44,13 +44,22 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rawsse.backends.base import EVERY_TOPIC, Backend, HubLink, Record, Replay, reserved_id
+from rawsse.backends.base import (
+    EARLIEST,
+    EVERY_TOPIC,
+    Backend,
+    HubLink,
+    Record,
+    Replay,
+    reserved_id,
+)
 from rawsse.backends.redis.calls import ScriptCalls
 from rawsse.backends.redis.delivery import Delivery
 from rawsse.backends.redis.history import HistoryReads
 from rawsse.backends.redis.listening import Listening
 from rawsse.backends.redis.marking import Marking, Waiter
 from rawsse.backends.redis.pubsub import PubSubConnection
+from rawsse.backends.redis.roster import RedisRoster
 from rawsse.backends.redis.scripts import MARK, PUBLISH, READ, TOPICS
 from rawsse.backends.redis.wire import Keys, decode_message, encode_body
 from rawsse.errors import BackendUnavailable, InvalidEvent
@@ -124,6 +133,9 @@ class RedisBackend(Backend):
         self._every_channel_bytes = self.keys.every_channel.encode()
         #: The name of this process's Pub/Sub connection in ``CLIENT LIST``.
         self.listener_name = "rawsse-" + token
+        #: Every server's active Mercure subscriptions.
+        self._roster = RedisRoster(self._client, self.keys.roster(token), self.keys.rosters)
+        self.roster = self._roster
         self._pubsub = PubSubConnection(
             url,
             name=self.listener_name,
@@ -199,6 +211,7 @@ class RedisBackend(Backend):
         self._calls.fail_pending(error)
         self._marking.fail(error)
         await self._pubsub.close()
+        await self._roster.close()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -308,6 +321,13 @@ class RedisBackend(Backend):
     def unlisten(self, topic: str) -> None:
         """The topic lost its local subscribers: unsubscribe after ``linger``."""
         self._listening.idle(topic, asyncio.get_running_loop().time())
+
+    def position_id(self, seq: int) -> str:
+        """The hub's own id of number ``seq`` or of this process's watermark, whichever
+        is later (``earliest`` before either)."""
+        delivery = self._delivery
+        seq = max(seq, delivery.watermark)
+        return delivery.ids.make(delivery.epoch, seq) if seq > 0 else EARLIEST
 
     def kept_topics(self) -> Awaitable[list[str]]:
         """Every topic published to (listed in Redis), for a replay by selectors."""

@@ -71,7 +71,7 @@ class Keys:
     def every_channel(self) -> str:
         """The pattern (``PSUBSCRIBE``) of every topic's channel; the prefix's glob
         characters escaped."""
-        return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "c:*"
+        return _glob_escaped(self.prefix) + "c:*"
 
     def stream(self, topic: str) -> str:
         """The stream holding ``topic``'s history."""
@@ -85,9 +85,23 @@ class Keys:
         """The topic a channel carries (inverse of :meth:`channel`)."""
         return channel[len(self.prefix) + 2 :]
 
+    def roster(self, token: str) -> str:
+        """One process's active Mercure subscriptions (:mod:`.roster`)."""
+        return self.prefix + "subs:" + token
+
+    @property
+    def rosters(self) -> str:
+        """The ``SCAN`` pattern of every process's roster; the prefix's glob characters
+        escaped."""
+        return _glob_escaped(self.prefix) + "subs:*"
+
     def marks(self, token: str) -> str:
         """One process's own channel, for the marks that place it in the order."""
         return self.prefix + "m:" + token
+
+
+def _glob_escaped(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def encode_body(
