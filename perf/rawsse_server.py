@@ -10,7 +10,8 @@ event, prints ``published N`` and exits.
 ``--redis URL``: the Redis backend instead of the memory one.
 
 ``--mercure``: Mercure mode on (the key ``bench-mercure-secret-of-32-bytes!``), events
-published to ``--topic``; ``--private``: each of them private.
+published to ``--topic``; ``--private``: each of them private; ``--topics N``: each
+event published to ``TOPIC/0`` ... ``TOPIC/N-1`` instead (one update with N topics).
 
 ``--producer http`` (or ``--rate 0``, to hold idle subscribers): prints ``ready PORT`` and serves until terminated; events come
 from ``publisher.py`` over ``POST /publish`` with the key ``bench``.
@@ -76,7 +77,11 @@ def publish(
     Redis the answer comes later (kept in ``pending``, awaited at the end), so that
     publishes are pipelined as an HTTP publisher's are, not one round trip each."""
     private = args.private and data != "end"
-    result = hub.start_publish(args.topic, data, event=event, private=private)
+    if args.topics:
+        topics = tuple(f"{args.topic}/{i}" for i in range(args.topics))
+        result = hub.start_publish_to(topics, data, event=event, private=private)
+    else:
+        result = hub.start_publish(args.topic, data, event=event, private=private)
     if not isinstance(result, str):
         future = asyncio.ensure_future(result)
         pending.add(future)
@@ -156,6 +161,7 @@ if __name__ == "__main__":
     parser.add_argument("--mercure", action="store_true", help="Mercure mode on")
     parser.add_argument("--topic", default="bench", help="the topic events go to")
     parser.add_argument("--private", action="store_true", help="every event private")
+    parser.add_argument("--topics", type=int, default=0, help="each event to N topics")
     args = parser.parse_args()
     raise_file_limit()
     loop = loop_factory(args.loop)()

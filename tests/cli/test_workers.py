@@ -163,3 +163,67 @@ async def two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) -
     finally:
         for hub in (a, b):
             assert hub.stop()[0] == 0
+
+
+def test_mercure_mode_on_workers_serves_every_stream_from_one_order(redis: RedisServer) -> None:
+    asyncio.run(mercure_mode_on_workers_serves_every_stream_from_one_order(redis))
+
+
+async def mercure_mode_on_workers_serves_every_stream_from_one_order(redis: RedisServer) -> None:
+    """``--workers 2 --mercure --mercure-subscriptions``: template readers spread over
+    both workers receive every public update published to the port, with the same
+    ids and in the same order; a private one only where granted; and the subscription
+    API on either worker lists every worker's streams."""
+    from tests.server.test_mercure import BOOKS, SECRET, hub_url, publish, token
+
+    port, metrics_port = free_port(), free_port()
+    while metrics_port + 1 == port:
+        metrics_port = free_port()
+    hub = start_hub(
+        "--redis", redis.url, "--workers", "2", "--port", str(port),
+        "--metrics-port", str(metrics_port), "--log-level", "warning",
+        "--max-streams-per-address", "0", "--conn-rate", "0",
+        "--mercure", "--mercure-subscriptions",
+        env={"RAWSSE_JWT_SECRET": SECRET},
+    )  # fmt: skip
+    try:
+        metrics_ports = [metrics_port, metrics_port + 1]
+        await wait_ready(metrics_ports)
+        base = f"http://127.0.0.1:{port}"
+        granted = {"Authorization": f"Bearer {token(subscribe=[BOOKS])}"}
+        readers = [
+            asyncio.create_task(collect(hub_url(base, BOOKS), 3, timeout=15)) for _ in range(12)
+        ]
+        readers += [
+            asyncio.create_task(collect(hub_url(base, BOOKS), 4, granted, 15)) for _ in range(4)
+        ]
+        await wait_metric(metrics_ports, "rawsse_connected_clients", 16)
+        clients = [await metric(p, "rawsse_connected_clients") for p in metrics_ports]
+        assert all(c > 0 for c in clients), clients
+        watcher = token(subscribe=["/.well-known/mercure/subscriptions"])
+        for answering in metrics_ports:  # each worker answers on the port: ask a few times
+            async with httpx.AsyncClient(timeout=scaled(5)) as client:
+                listed = await client.get(
+                    f"{base}/.well-known/mercure/subscriptions",
+                    headers={"Authorization": f"Bearer {watcher}"},
+                )
+            assert listed.status_code == 200, (answering, listed.text)
+            assert len(listed.json()["subscriptions"]) == 16
+        ids = []
+        for data, private in (("one", False), ("SECRET", True), ("two", False), ("three", False)):
+            fields = [("topic", f"https://example.com/books/{len(ids)}"), ("data", data)]
+            answer = await publish(base, fields + ([("private", "")] if private else []))
+            assert answer.status_code == 200, answer.text
+            ids.append(answer.text)
+        results = await asyncio.gather(*readers)
+        public = [(i, d) for i, d in zip(ids, ["one", "SECRET", "two", "three"], strict=True)]
+        for events in results[:12]:
+            assert [(e.id, e.data) for e in events] == [p for p in public if p[1] != "SECRET"]
+        for events in results[12:]:
+            assert [(e.id, e.data) for e in events] == public
+        code, err = hub.stop(timeout=20)
+        assert code == 0, err
+    finally:
+        if hub.process.poll() is None:
+            hub.process.kill()
+            hub.process.communicate()
