@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -108,7 +108,12 @@ class SubscriptionRegistry:
         roster: where every server's subscriptions are listed, if they are shared.
     """
 
-    def __init__(self, hub: Hub, spawn: Any, roster: Roster | None = None) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        roster: Roster | None = None,
+    ) -> None:
         self._hub = hub
         self._spawn = spawn
         self.roster = roster
