@@ -4,7 +4,9 @@
 
     RawSSEError                 base of everything rawsse raises on purpose
     ├── InvalidEvent            a field the caller gave cannot be sent as SSE (API misuse,
-    │                           or a publisher's bad input once HTTP maps it to 400)
+    │   │                       or a publisher's bad input once HTTP maps it to 400)
+    │   └── DuplicateId         the publisher's id names an event kept already (HTTP 409:
+    │                           a retry that arrived twice, published once)
     ├── BackendUnavailable      a remote backend (Redis) cannot be reached now (HTTP 503)
     ├── ConfigError             a Config value out of range; the message names the field
     └── RequestError            the client's fault; carries the HTTP status to answer with
@@ -27,6 +29,18 @@ class InvalidEvent(RawSSEError, ValueError):
     Raised for ids and event names containing CR, LF or NUL (field injection), negative
     ``retry`` values, empty topic lists and text that is not encodable as UTF-8.
     """
+
+
+class DuplicateId(InvalidEvent):
+    """The publisher's id is already in the history: the event is not published again.
+    Over HTTP, 409, so that a client retrying with the id it chose knows its first try
+    was published."""
+
+
+def refusal_of(exc: InvalidEvent) -> RequestError:
+    """How HTTP refuses an event the hub would not take: 409 for a duplicate id, else
+    400, with the reason."""
+    return RequestError(str(exc), 409 if isinstance(exc, DuplicateId) else 400)
 
 
 class BackendUnavailable(RawSSEError):

@@ -28,7 +28,7 @@ from rawsse.backends.base import (
     nothing,
     reserved_id,
 )
-from rawsse.errors import InvalidEvent
+from rawsse.errors import DuplicateId, InvalidEvent
 from rawsse.events import EventParts
 from rawsse.ids import PLAIN, IdForm, parse_own
 
@@ -127,7 +127,7 @@ class MemoryBackend(Backend):
                     "for the hub"
                 )
             if id in self._by_user_id and not reuse_id:
-                raise InvalidEvent(f"id {id!r} is already in the history")
+                raise DuplicateId(f"id {id!r} is already in the history")
         wire_id = self.make_id(seq) if id is None else id
         self.last_seq = seq
         record = Record(

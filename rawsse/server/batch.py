@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
-from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
+from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError, refusal_of
 from rawsse.h1.parse import parse_json_event
 from rawsse.h1.replies import Reply
 
@@ -199,7 +199,7 @@ class BatchPublish:
             try:
                 later[index] = _published(await result)
             except InvalidEvent as exc:
-                later[index] = self._refused(RequestError(str(exc)))
+                later[index] = self._refused(refusal_of(exc))
             except BackendUnavailable as exc:
                 later[index] = self._refused(self._admission.backend_unavailable(str(exc)))
         if not self._pending:  # none added meanwhile: every answer so far is known
@@ -302,7 +302,7 @@ class BatchPublish:
             self._refuse(exc)
             return
         except InvalidEvent as exc:
-            self._refuse(RequestError(str(exc)))
+            self._refuse(refusal_of(exc))
             return
         except BackendUnavailable as exc:
             self._refuse(self._admission.backend_unavailable(str(exc)))

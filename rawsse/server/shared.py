@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from rawsse.errors import BackendUnavailable, InvalidEvent, RequestError
+from rawsse.errors import BackendUnavailable, InvalidEvent, refusal_of
 from rawsse.h1.replies import Reply
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def publish_and_answer(
     refused as a duplicate.
 
     Raises (at once or from the awaitable):
-        RequestError: the event is refused (400: a duplicate or reserved id, ...).
+        RequestError: the event is refused (400: a reserved id, ...; 409: a duplicate
+            id).
         Refused: the backend cannot publish now (503 with ``Retry-After``).
     """
     try:
@@ -60,7 +61,7 @@ def publish_and_answer(
             topics, data, event=event, id=id, retry=retry, private=private, reuse_id=reuse_id
         )
     except InvalidEvent as exc:
-        raise RequestError(str(exc)) from None
+        raise refusal_of(exc) from None
     except BackendUnavailable as exc:
         raise server.admission.backend_unavailable(str(exc)) from None
     if isinstance(result, str):
@@ -74,6 +75,6 @@ async def _answer_later(
     try:
         return answer(await pending)
     except InvalidEvent as exc:
-        raise RequestError(str(exc)) from None
+        raise refusal_of(exc) from None
     except BackendUnavailable as exc:
         raise server.admission.backend_unavailable(str(exc)) from None

@@ -27,7 +27,7 @@ from httpx_sse import ServerSentEvent
 
 from rawsse.backends.base import LOST_EVENT, Replay
 from rawsse.config import Config
-from rawsse.errors import InvalidEvent
+from rawsse.errors import DuplicateId, InvalidEvent
 from rawsse.hub.hub import Hub
 from rawsse.hub.subscriber import Subscriber
 from rawsse.hub.views import View
@@ -183,7 +183,7 @@ async def test_replay_decisions_match_the_memory_backend(redis: RedisServer) -> 
         # A publisher's own id resolves, and may not be used twice.
         mine = await hub.publish_async("t", "chosen", id="order-1")
         assert mine == "order-1"
-        with pytest.raises(InvalidEvent, match="already"):
+        with pytest.raises(DuplicateId, match="already"):
             await hub.publish_async("t", "again", id="order-1")
         with pytest.raises(InvalidEvent, match="reserved"):
             await hub.publish_async("t", "forged", id="0123abcd-1")
@@ -191,7 +191,7 @@ async def test_replay_decisions_match_the_memory_backend(redis: RedisServer) -> 
         (event,) = await events_after(url, "order-1", 1)
         assert (event.id, event.data) == (after, "after")
         answer = await publish(server, "t", "x", id="order-1")
-        assert answer.status_code == 400
+        assert answer.status_code == 409  # a duplicate: published once, and said so
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])

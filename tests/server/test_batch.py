@@ -314,3 +314,18 @@ async def test_the_readme_batch_example_runs_as_written() -> None:
         results = answers(out)
         assert len(results) == 2 and all("id" in r for r in results), out
         assert server.hub.metrics.events_published == 2
+
+
+async def test_a_duplicate_id_in_a_batch_is_answered_409_and_published_once() -> None:
+    async with running_server() as server:
+        body = lines(
+            {"topic": "a", "data": "one", "id": "order-1"},
+            {"topic": "a", "data": "again", "id": "order-1"},
+            {"topic": "a", "data": "two"},
+        )
+        answer = await exchange(server.port, batch(body), method=b"POST")
+        assert answer.status == 409  # the first line refused
+        first, duplicate, last = answers(answer.body)
+        assert first == {"id": "order-1"} and "id" in last
+        assert duplicate["status"] == 409 and "already" in duplicate["error"]
+        assert server.hub.metrics.events_published == 2

@@ -235,12 +235,15 @@ async def test_bad_publishes(
         assert server.hub.metrics.events_published == 0
 
 
-async def test_a_duplicate_publisher_id_is_refused() -> None:
+async def test_a_duplicate_publisher_id_is_refused_with_409() -> None:
+    """409, not 400: a client retrying with the id it chose learns that its first try
+    was published (and nothing was published twice)."""
     async with running_server() as server:
         raw = post("/publish?topic=a&id=order-7", b"x", AUTH)
         assert (await exchange(server.port, raw, method=b"POST")).body == b"order-7\n"
         answer = await exchange(server.port, raw, method=b"POST")
-        assert answer.status == 400 and b"already" in answer.body
+        assert answer.status == 409 and b"already" in answer.body
+        assert server.hub.metrics.events_published == 1
 
 
 async def test_bodies_over_the_limit_get_413() -> None:

@@ -624,7 +624,7 @@ async def test_a_publisher_may_reuse_an_id_and_a_resume_from_it_starts_after_the
                 data={"topic": BOOK_1, "data": "x", "id": "urn:example:same"},
                 headers={"Authorization": f"Bearer {TEST_KEY}"},
             )
-        assert native.status_code == 400 and "already" in native.text
+        assert native.status_code == 409 and "already" in native.text
 
 
 def url_patterns(actions: list[str], *patterns: str) -> dict[str, Any]:

@@ -62,7 +62,7 @@ from rawsse.backends.redis.pubsub import PubSubConnection
 from rawsse.backends.redis.roster import RedisRoster
 from rawsse.backends.redis.scripts import MARK, PUBLISH, READ, TOPICS
 from rawsse.backends.redis.wire import Keys, decode_message, encode_body
-from rawsse.errors import BackendUnavailable, InvalidEvent
+from rawsse.errors import BackendUnavailable, DuplicateId, InvalidEvent
 from rawsse.events import EventParts
 from rawsse.ids import PLAIN, IdForm
 
@@ -288,7 +288,7 @@ class RedisBackend(Backend):
         epoch = raw_epoch.decode("ascii")
         self._delivery.used(epoch)  # the next new epoch differs from one Redis took
         if seq == 0:
-            raise InvalidEvent(f"id {id!r} is already in the history")
+            raise DuplicateId(f"id {id!r} is already in the history")
         wire_id = self._delivery.ids.make(epoch, seq) if id is None else id
         return Record(seq, wire_id, topics, parts.frame(wire_id), 0.0, private)
 
