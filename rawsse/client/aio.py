@@ -58,7 +58,10 @@ class AsyncClient:
         if not self._urls:
             raise ValueError("give the hub's URL")
         self._key = key
+        #: The token sent (publishing, and subscribing by default); may be replaced.
         self.token = token
+        self._headers: dict[str, str] | None = None
+        self._headers_token: str | None = None
         self._retries = max(0, retries)
         self._timeout = timeout
         self._stream_timeout = stream_timeout
@@ -93,6 +96,13 @@ class AsyncClient:
 
     # -- publishing -----------------------------------------------------------------------
 
+    def _publish_headers(self) -> dict[str, str]:
+        """A publish's headers, made again only when ``token`` changed."""
+        if self._headers_token is not self.token or self._headers is None:
+            self._headers = {**auth_headers(self._key, self.token), **_JSON}
+            self._headers_token = self.token
+        return self._headers
+
     async def publish(
         self,
         topics: str | Sequence[str],
@@ -106,7 +116,7 @@ class AsyncClient:
         self._check_loop()
         chosen = id if id is not None else (new_id() if self._retries else None)
         body = event_body(topics, data, event=event, id=chosen, retry=retry)
-        headers = {**auth_headers(self._key, self.token), **_JSON}
+        headers = self._publish_headers()
         backoff = Backoff()
         attempt = 0
         while True:
@@ -116,6 +126,8 @@ class AsyncClient:
             except httpx.TransportError as exc:
                 error: ClientError = Unavailable(f"no answer: {exc!r}")
             else:
+                if answer.status_code == 200:
+                    return answer.text.strip()
                 try:
                     return answered_id(
                         answer.status_code,

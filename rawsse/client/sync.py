@@ -69,7 +69,10 @@ class Client:
         if not self._urls:
             raise ValueError("give the hub's URL")
         self._key = key
+        #: The token sent (publishing, and subscribing by default); may be replaced.
         self.token = token
+        self._headers: dict[str, str] | None = None
+        self._headers_token: str | None = None
         self._retries = max(0, retries)
         self._timeout = timeout
         self._stream_timeout = stream_timeout
@@ -95,6 +98,13 @@ class Client:
             self._http.close()
 
     # -- publishing -----------------------------------------------------------------------
+
+    def _publish_headers(self) -> dict[str, str]:
+        """A publish's headers, made again only when ``token`` changed."""
+        if self._headers_token is not self.token or self._headers is None:
+            self._headers = {**auth_headers(self._key, self.token), **_JSON}
+            self._headers_token = self.token
+        return self._headers
 
     def publish(
         self,
@@ -122,7 +132,7 @@ class Client:
         """
         chosen = id if id is not None else (new_id() if self._retries else None)
         body = event_body(topics, data, event=event, id=chosen, retry=retry)
-        headers = {**auth_headers(self._key, self.token), **_JSON}
+        headers = self._publish_headers()
         backoff = Backoff()
         attempt = 0
         while True:
@@ -132,6 +142,8 @@ class Client:
             except httpx.TransportError as exc:
                 error: ClientError = Unavailable(f"no answer: {exc!r}")
             else:
+                if answer.status_code == 200:
+                    return answer.text.strip()
                 try:
                     return answered_id(
                         answer.status_code,
