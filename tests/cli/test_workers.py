@@ -5,9 +5,11 @@ that dies restarted, SIGTERM draining them all; and two separate servers on one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +53,21 @@ async def ready(port: int) -> bool:
         return False
 
 
+def free_port_pair() -> int:
+    """A free port whose next one is free too (worker N's metrics listen on port + N)."""
+    for _ in range(100):
+        port = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for candidate in (port, port + 1):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
 async def wait_ready(ports: list[int], timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + scaled(timeout)
     while not all([await ready(port) for port in ports]):
@@ -84,9 +101,10 @@ def test_two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) ->
 
 async def workers_share_one_port_one_producer_and_restart(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis:
-        port, metrics_port = free_port(), free_port()
-        while metrics_port + 1 == port:
-            metrics_port = free_port()
+        metrics_port = free_port_pair()
+        port = free_port()
+        while port in (metrics_port, metrics_port + 1):
+            port = free_port()
         hub = start_hub(
             "--redis", redis.url, "--workers", "2", "--port", str(port),
             "--metrics-port", str(metrics_port), "--log-level", "warning",
@@ -176,9 +194,10 @@ async def mercure_mode_on_workers_serves_every_stream_from_one_order(redis: Redi
     API on either worker lists every worker's streams."""
     from tests.server.test_mercure import BOOKS, SECRET, hub_url, publish, token
 
-    port, metrics_port = free_port(), free_port()
-    while metrics_port + 1 == port:
-        metrics_port = free_port()
+    metrics_port = free_port_pair()
+    port = free_port()
+    while port in (metrics_port, metrics_port + 1):
+        port = free_port()
     hub = start_hub(
         "--redis", redis.url, "--workers", "2", "--port", str(port),
         "--metrics-port", str(metrics_port), "--log-level", "warning",
@@ -188,7 +207,11 @@ async def mercure_mode_on_workers_serves_every_stream_from_one_order(redis: Redi
     )  # fmt: skip
     try:
         metrics_ports = [metrics_port, metrics_port + 1]
-        await wait_ready(metrics_ports)
+        try:
+            await wait_ready(metrics_ports, timeout=30)
+        except AssertionError:
+            _, err = hub.stop(signal.SIGKILL)
+            raise AssertionError(f"workers not ready; their log: {err}") from None
         base = f"http://127.0.0.1:{port}"
         granted = {"Authorization": f"Bearer {token(subscribe=[BOOKS])}"}
         readers = [
