@@ -12,6 +12,13 @@ needs none of it.
             ...
 """
 
+try:
+    import httpx  # noqa: F401  (the client extra)
+except ImportError as exc:  # pragma: no cover - the client extra is in the test extra
+    raise ImportError(
+        "rawsse.client needs httpx: pip install 'rawsse[client]'", name=exc.name
+    ) from exc
+
 from rawsse.client.aio import AsyncClient
 from rawsse.client.errors import (
     ClientError,
