@@ -250,12 +250,14 @@ async def test_a_fresh_token_keeps_the_stream_going() -> None:
     """Subscribe auth with a token close to its expiry: the notice comes as an
     AuthExpiring item, the hook's fresh token re-makes the stream at once, resuming,
     and it outlives the first token."""
-    config = make_config(jwt_secret=SECRET, subscribe_auth=True, token_expiry_notice=1.0)
-    short = mint_token(SECRET, subscribe=["a"], ttl=2)
+    # The notice comes 2 s before expiry, 1 to 2 s in (exp is whole seconds): after
+    # "before", so that the stream it re-makes has an id to resume from.
+    config = make_config(jwt_secret=SECRET, subscribe_auth=True, token_expiry_notice=2.0)
+    short = mint_token(SECRET, subscribe=["a"], ttl=4)
     fresh: list[str] = []
 
     def renew(notice: AuthExpiring) -> str:
-        assert 0 < notice.expires_in <= 1.0
+        assert 0 < notice.expires_in <= 2.0
         fresh.append(mint_token(SECRET, subscribe=["a"], ttl=3600))
         return fresh[-1]
 
@@ -266,10 +268,10 @@ async def test_a_fresh_token_keeps_the_stream_going() -> None:
     ):
         await wait_for(lambda: server.hub.subscriber_count == 1)
         await hub.publish("a", "before")
-        await wait_for(lambda: len(fresh) == 1, timeout=5)
+        await wait_for(lambda: len(fresh) == 1, timeout=8)
         await wait_for(lambda: any(isinstance(i, AuthExpiring) for i in consumer.items))
         await hub.publish("a", "between")
-        deadline = time.time() + scaled(3)
+        deadline = time.time() + 4
         await wait_for(lambda: time.time() > deadline and server.hub.subscriber_count == 1, 10)
         await hub.publish("a", "after the first token expired")
         assert await consumer.data(3) == ["before", "between", "after the first token expired"]
