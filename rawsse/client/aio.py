@@ -11,35 +11,19 @@ from typing import Any
 
 import httpx
 
-from rawsse.client.errors import ClientError, Unavailable, error_for
+from rawsse.client.common import Settings
+from rawsse.client.errors import ClientError, Unavailable
 from rawsse.client.events import AuthExpiring, Event, Notice
-from rawsse.client.protocol import (
-    Backoff,
-    Decoder,
-    EventFields,
-    Resumption,
-    answered_id,
-    auth_headers,
-    batch_line,
-    batch_results,
-    event_body,
-    new_id,
-    refused_for_good,
-    retryable,
-    stream_url,
-)
+from rawsse.client.protocol import EventFields, batch_line, batch_results
 
 __all__ = ["AsyncClient"]
-
-_JSON = {"Content-Type": "application/json"}
-_NDJSON = {"Content-Type": "application/x-ndjson"}
 
 #: What ``on_auth_expiring`` may be: a function, or a coroutine function, that returns a
 #: fresh token (or ``None`` to keep the one there is).
 TokenHook = Callable[[AuthExpiring], "str | Awaitable[str | None] | None"]
 
 
-class AsyncClient:
+class AsyncClient(Settings):
     """:class:`rawsse.client.Client` for asyncio: the same arguments, the same
     behaviour, awaited."""
 
@@ -54,17 +38,14 @@ class AsyncClient:
         stream_timeout: float = 60.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
-        self._urls = [url.rstrip("/")] if isinstance(url, str) else [u.rstrip("/") for u in url]
-        if not self._urls:
-            raise ValueError("give the hub's URL")
-        self._key = key
-        #: The token sent (publishing, and subscribing by default); may be replaced.
-        self.token = token
-        self._headers: dict[str, str] | None = None
-        self._headers_token: str | None = None
-        self._retries = max(0, retries)
-        self._timeout = timeout
-        self._stream_timeout = stream_timeout
+        super().__init__(
+            url,
+            key=key,
+            token=token,
+            timeout=timeout,
+            retries=retries,
+            stream_timeout=stream_timeout,
+        )
         self._owned = http is None
         self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,13 +77,6 @@ class AsyncClient:
 
     # -- publishing -----------------------------------------------------------------------
 
-    def _publish_headers(self) -> dict[str, str]:
-        """A publish's headers, made again only when ``token`` changed."""
-        if self._headers_token is not self.token or self._headers is None:
-            self._headers = {**auth_headers(self._key, self.token), **_JSON}
-            self._headers_token = self.token
-        return self._headers
-
     async def publish(
         self,
         topics: str | Sequence[str],
@@ -114,34 +88,20 @@ class AsyncClient:
     ) -> str:
         """See :meth:`rawsse.client.Client.publish`."""
         self._check_loop()
-        chosen = id if id is not None else (new_id() if self._retries else None)
-        body = event_body(topics, data, event=event, id=chosen, retry=retry)
-        headers = self._publish_headers()
-        backoff = Backoff()
-        attempt = 0
+        attempt = self._publish_try(topics, data, event, id, retry)
         while True:
-            url = self._urls[attempt % len(self._urls)] + "/publish"
             try:
-                answer = await self._http.post(url, content=body, headers=headers)
+                answer = await self._http.post(
+                    attempt.url, content=attempt.body, headers=attempt.headers
+                )
             except httpx.TransportError as exc:
-                error: ClientError = Unavailable(f"no answer: {exc!r}")
+                error = attempt.lost(exc)
             else:
-                if answer.status_code == 200:
-                    return answer.text.strip()
                 try:
-                    return answered_id(
-                        answer.status_code,
-                        answer.text,
-                        answer.headers.get("retry-after"),
-                        chosen=chosen,
-                        retried=attempt > 0 or id is None,
-                    )
+                    return attempt.answered(answer.status_code, answer.text, answer.headers)
                 except ClientError as exc:
                     error = exc
-            if not retryable(error) or attempt >= self._retries:
-                raise error
-            attempt += 1
-            await self.sleep(backoff.next(error.retry_after))
+            await self.sleep(attempt.wait_after(error))
 
     async def publish_many(
         self, events: Iterable[EventFields] | AsyncIterable[EventFields]
@@ -149,11 +109,9 @@ class AsyncClient:
         """See :meth:`rawsse.client.Client.publish_many`; ``events`` may also be an
         async iterable (an async generator is read as the request is written)."""
         self._check_loop()
-        headers = {**auth_headers(self._key, self.token), **_NDJSON}
+        url, headers = self._batch()
         try:
-            answer = await self._http.post(
-                self._urls[0] + "/publish", content=_lines(events), headers=headers
-            )
+            answer = await self._http.post(url, content=_lines(events), headers=headers)
         except httpx.TransportError as exc:
             raise Unavailable(f"no answer: {exc!r}") from None
         return batch_results(answer.status_code, answer.text, answer.headers.get("retry-after"))
@@ -171,31 +129,23 @@ class AsyncClient:
         """See :meth:`rawsse.client.Client.subscribe`; ``on_auth_expiring`` may be a
         coroutine function."""
         self._check_loop()
-        state = Resumption(last_event_id)
-        credential = token if token is not None else self.token
-        timeout = httpx.Timeout(self._timeout, read=self._stream_timeout)
-        index = 0
+        subscription = self._subscription(topics, last_event_id, token)
         while True:
-            url = stream_url(self._urls[index % len(self._urls)], topics)
-            headers = {**auth_headers(None, credential), **state.headers()}
+            url, headers = subscription.request()
             failure: ClientError | None = None
             fresh: str | None = None
             try:
                 async with self._http.stream(
-                    "GET", url, headers=headers, timeout=timeout
+                    "GET", url, headers=headers, timeout=subscription.timeout
                 ) as answer:
                     if answer.status_code != 200:
                         await answer.aread()
-                        failure = error_for(
-                            answer.status_code, answer.text, answer.headers.get("retry-after")
+                        failure = subscription.refused(
+                            answer.status_code, answer.text, answer.headers
                         )
-                        if refused_for_good(failure):
-                            raise failure
                     else:
-                        decoder = Decoder()
                         async for line in answer.aiter_lines():
-                            block = decoder.line(line)
-                            item = None if block is None else state.read(block)
+                            item = subscription.line(line)
                             if item is None:
                                 continue
                             if isinstance(item, AuthExpiring) and on_auth_expiring is not None:
@@ -205,13 +155,11 @@ class AsyncClient:
                             if fresh is not None:
                                 break  # re-made at once with the fresh token
             except httpx.TransportError as exc:
-                failure = Unavailable(f"stream lost: {exc!r}")
+                failure = subscription.lost(exc)
             if fresh is not None:
-                credential = fresh
+                subscription.renew(fresh)
                 continue
-            if failure is not None:
-                index += 1
-            await self.sleep(state.wait(failure))
+            await self.sleep(subscription.wait(failure))
 
 
 async def _lines(

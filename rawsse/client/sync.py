@@ -11,31 +11,15 @@ from typing import Any
 
 import httpx
 
-from rawsse.client.errors import ClientError, Unavailable, error_for
+from rawsse.client.common import Settings
+from rawsse.client.errors import ClientError, Unavailable
 from rawsse.client.events import AuthExpiring, Event, Notice
-from rawsse.client.protocol import (
-    Backoff,
-    Decoder,
-    EventFields,
-    Resumption,
-    answered_id,
-    auth_headers,
-    batch_line,
-    batch_results,
-    event_body,
-    new_id,
-    refused_for_good,
-    retryable,
-    stream_url,
-)
+from rawsse.client.protocol import EventFields, batch_line, batch_results
 
 __all__ = ["Client"]
 
-_JSON = {"Content-Type": "application/json"}
-_NDJSON = {"Content-Type": "application/x-ndjson"}
 
-
-class Client:
+class Client(Settings):
     """Publish to, and subscribe at, a rawsse hub.
 
     Args:
@@ -65,17 +49,14 @@ class Client:
         stream_timeout: float = 60.0,
         http: httpx.Client | None = None,
     ) -> None:
-        self._urls = [url.rstrip("/")] if isinstance(url, str) else [u.rstrip("/") for u in url]
-        if not self._urls:
-            raise ValueError("give the hub's URL")
-        self._key = key
-        #: The token sent (publishing, and subscribing by default); may be replaced.
-        self.token = token
-        self._headers: dict[str, str] | None = None
-        self._headers_token: str | None = None
-        self._retries = max(0, retries)
-        self._timeout = timeout
-        self._stream_timeout = stream_timeout
+        super().__init__(
+            url,
+            key=key,
+            token=token,
+            timeout=timeout,
+            retries=retries,
+            stream_timeout=stream_timeout,
+        )
         self._owned = http is None
         self._http = http if http is not None else httpx.Client(timeout=timeout)
         #: How the client waits between tries (replaceable in tests).
@@ -98,13 +79,6 @@ class Client:
             self._http.close()
 
     # -- publishing -----------------------------------------------------------------------
-
-    def _publish_headers(self) -> dict[str, str]:
-        """A publish's headers, made again only when ``token`` changed."""
-        if self._headers_token is not self.token or self._headers is None:
-            self._headers = {**auth_headers(self._key, self.token), **_JSON}
-            self._headers_token = self.token
-        return self._headers
 
     def publish(
         self,
@@ -130,34 +104,18 @@ class Client:
                 the hub's refusal.
             Unavailable: no answer, or 5xx, after the retries.
         """
-        chosen = id if id is not None else (new_id() if self._retries else None)
-        body = event_body(topics, data, event=event, id=chosen, retry=retry)
-        headers = self._publish_headers()
-        backoff = Backoff()
-        attempt = 0
+        attempt = self._publish_try(topics, data, event, id, retry)
         while True:
-            url = self._urls[attempt % len(self._urls)] + "/publish"
             try:
-                answer = self._http.post(url, content=body, headers=headers)
+                answer = self._http.post(attempt.url, content=attempt.body, headers=attempt.headers)
             except httpx.TransportError as exc:
-                error: ClientError = Unavailable(f"no answer: {exc!r}")
+                error = attempt.lost(exc)
             else:
-                if answer.status_code == 200:
-                    return answer.text.strip()
                 try:
-                    return answered_id(
-                        answer.status_code,
-                        answer.text,
-                        answer.headers.get("retry-after"),
-                        chosen=chosen,
-                        retried=attempt > 0 or id is None,
-                    )
+                    return attempt.answered(answer.status_code, answer.text, answer.headers)
                 except ClientError as exc:
                     error = exc
-            if not retryable(error) or attempt >= self._retries:
-                raise error
-            attempt += 1
-            self.sleep(backoff.next(error.retry_after))
+            self.sleep(attempt.wait_after(error))
 
     def publish_many(self, events: Iterable[EventFields]) -> list[str | ClientError]:
         """Publish events (dicts with the JSON form's keys: ``topic``, ``data``,
@@ -169,10 +127,10 @@ class Client:
             ValueError: an event with an unknown key or without a topic.
             ClientError: the batch as a whole was refused, or no answer came.
         """
-        headers = {**auth_headers(self._key, self.token), **_NDJSON}
+        url, headers = self._batch()
         lines = (batch_line(fields) for fields in events)
         try:
-            answer = self._http.post(self._urls[0] + "/publish", content=lines, headers=headers)
+            answer = self._http.post(url, content=lines, headers=headers)
         except httpx.TransportError as exc:
             raise Unavailable(f"no answer: {exc!r}") from None
         return batch_results(answer.status_code, answer.text, answer.headers.get("retry-after"))
@@ -202,29 +160,23 @@ class Client:
             Unauthorized, Forbidden, InvalidEvent: the subscription is refused (a 4xx
                 other than 429 is not retried).
         """
-        state = Resumption(last_event_id)
-        credential = token if token is not None else self.token
-        timeout = httpx.Timeout(self._timeout, read=self._stream_timeout)
-        index = 0
+        subscription = self._subscription(topics, last_event_id, token)
         while True:
-            url = stream_url(self._urls[index % len(self._urls)], topics)
-            headers = {**auth_headers(None, credential), **state.headers()}
+            url, headers = subscription.request()
             failure: ClientError | None = None
             fresh: str | None = None
             try:
-                with self._http.stream("GET", url, headers=headers, timeout=timeout) as answer:
+                with self._http.stream(
+                    "GET", url, headers=headers, timeout=subscription.timeout
+                ) as answer:
                     if answer.status_code != 200:
                         answer.read()
-                        failure = error_for(
-                            answer.status_code, answer.text, answer.headers.get("retry-after")
+                        failure = subscription.refused(
+                            answer.status_code, answer.text, answer.headers
                         )
-                        if refused_for_good(failure):
-                            raise failure
                     else:
-                        decoder = Decoder()
                         for line in answer.iter_lines():
-                            block = decoder.line(line)
-                            item = None if block is None else state.read(block)
+                            item = subscription.line(line)
                             if item is None:
                                 continue
                             if isinstance(item, AuthExpiring) and on_auth_expiring is not None:
@@ -233,10 +185,8 @@ class Client:
                             if fresh is not None:
                                 break  # re-made at once with the fresh token
             except httpx.TransportError as exc:
-                failure = Unavailable(f"stream lost: {exc!r}")
+                failure = subscription.lost(exc)
             if fresh is not None:
-                credential = fresh
+                subscription.renew(fresh)
                 continue
-            if failure is not None:
-                index += 1
-            self.sleep(state.wait(failure))
+            self.sleep(subscription.wait(failure))
