@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port, scaled, wait_for
-from tests.support.cli import start_hub
+from tests.support.cli import Hub, start_hub
 from tests.support.client import metric_at
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.streams import collect
@@ -68,6 +68,33 @@ def free_port_pair() -> int:
     raise AssertionError("no two consecutive free ports")
 
 
+def start_workers(
+    redis_url: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Hub, int, list[int]]:
+    """``python -m rawsse --workers 2`` on ``redis_url``, per-address limits off: the
+    hub, its port and its workers' metrics ports (the workers' readiness is
+    :func:`workers_ready`'s)."""
+    metrics_port = free_port_pair()
+    port = free_port()
+    while port in (metrics_port, metrics_port + 1):
+        port = free_port()
+    hub = start_hub(
+        "--redis", redis_url, "--workers", "2", "--port", str(port),
+        "--metrics-port", str(metrics_port), "--log-level", "warning",
+        "--max-streams-per-address", "0", "--conn-rate", "0", *extra, env=env,
+    )  # fmt: skip
+    return hub, port, [metrics_port, metrics_port + 1]
+
+
+async def workers_ready(hub: Hub, metrics_ports: list[int]) -> None:
+    """Until every worker is ready; if one is not within 30 s, the workers' log."""
+    try:
+        await wait_ready(metrics_ports, timeout=30)
+    except AssertionError:
+        _, err = hub.stop(signal.SIGKILL)
+        raise AssertionError(f"workers not ready; their log: {err}") from None
+
+
 async def wait_ready(ports: list[int], timeout: float = 15.0) -> None:
     deadline = asyncio.get_running_loop().time() + scaled(timeout)
     while not all([await ready(port) for port in ports]):
@@ -101,19 +128,10 @@ def test_two_servers_on_one_redis_deliver_the_same_events(redis: RedisServer) ->
 
 async def workers_share_one_port_one_producer_and_restart(tmp_path: Path) -> None:
     with redis_server(tmp_path) as redis:
-        metrics_port = free_port_pair()
-        port = free_port()
-        while port in (metrics_port, metrics_port + 1):
-            port = free_port()
-        hub = start_hub(
-            "--redis", redis.url, "--workers", "2", "--port", str(port),
-            "--metrics-port", str(metrics_port), "--log-level", "warning",
-            "--max-streams-per-address", "0", "--conn-rate", "0",
-        )  # fmt: skip
+        hub, port, metrics_ports = start_workers(redis.url)
         try:
             assert "workers:     2 processes" in hub.banner
-            metrics_ports = [metrics_port, metrics_port + 1]
-            await wait_ready(metrics_ports)
+            await workers_ready(hub, metrics_ports)
             pids = children(hub.process.pid)
             assert len(pids) == 2
 
@@ -194,24 +212,11 @@ async def mercure_mode_on_workers_serves_every_stream_from_one_order(redis: Redi
     API on either worker lists every worker's streams."""
     from tests.server.test_mercure import BOOKS, SECRET, hub_url, publish, token
 
-    metrics_port = free_port_pair()
-    port = free_port()
-    while port in (metrics_port, metrics_port + 1):
-        port = free_port()
-    hub = start_hub(
-        "--redis", redis.url, "--workers", "2", "--port", str(port),
-        "--metrics-port", str(metrics_port), "--log-level", "warning",
-        "--max-streams-per-address", "0", "--conn-rate", "0",
-        "--mercure", "--mercure-subscriptions",
-        env={"RAWSSE_JWT_SECRET": SECRET},
-    )  # fmt: skip
+    hub, port, metrics_ports = start_workers(
+        redis.url, "--mercure", "--mercure-subscriptions", env={"RAWSSE_JWT_SECRET": SECRET}
+    )
     try:
-        metrics_ports = [metrics_port, metrics_port + 1]
-        try:
-            await wait_ready(metrics_ports, timeout=30)
-        except AssertionError:
-            _, err = hub.stop(signal.SIGKILL)
-            raise AssertionError(f"workers not ready; their log: {err}") from None
+        await workers_ready(hub, metrics_ports)
         base = f"http://127.0.0.1:{port}"
         granted = {"Authorization": f"Bearer {token(subscribe=[BOOKS])}"}
         readers = [
