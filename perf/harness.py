@@ -45,7 +45,7 @@ def loadgen() -> Path | None:
     if compiler is None:
         return None
     BUILD.mkdir(exist_ok=True)
-    subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(source), "-lz"], check=True)
     return binary
 
 
@@ -139,6 +139,7 @@ def run(
     publishers: int = 4,
     hold: bool = False,
     publisher_args: Sequence[str] = (),
+    generator_args: Sequence[str] = (),
 ) -> dict[str, object]:
     """One run; with ``hold`` only connect the clients and measure memory."""
     raise_file_limit()
@@ -208,6 +209,7 @@ def run(
                     str(out),
                     "--hold",
                     "1" if hold else "0",
+                    *generator_args,
                 ]
             else:
                 if target.subscribe_paths is not None:
@@ -329,6 +331,9 @@ def run(
             "server_rss_end_mib": rss_end / 2**20,
             "generator_cpu_share": generator_share,
             "generator": "c" if binary is not None else "python",
+            # Body bytes the clients read (compressed as sent, for compressed streams).
+            "wire_bytes": result.get("wire_bytes"),
+            "compressed_streams": result.get("compressed"),
             "valid": generator_share < SATURATED,
         }
     )

@@ -7,13 +7,17 @@
  * histogram. "data: end" marks the end of the run for that client. A share of clients
  * (--stall PERCENT) stop reading after the response head, as stalled readers do.
  *
+ * With --gzip 1 each client asks for gzip (Accept-Encoding); a stream that comes
+ * compressed (Content-Encoding: gzip) is de-chunked and inflated as it arrives, and
+ * scanned the same way. "wire_bytes" counts every body byte read, compressed or not.
+ *
  * Source addresses are spread over 127.0.0.2 .. 127.0.0.(1+sources) so ephemeral ports
  * do not run out. Prints "connected" on stderr once every response head has arrived,
  * and writes one JSON object to --out at the end:
  *   {"clients", "connected", "ended", "closed", "failed", "received", "cpu_s", "wall_s",
- *    "hist": [[microseconds, count], ...]}
+ *    "wire_bytes", "compressed", "hist": [[microseconds, count], ...]}
  *
- * Build: cc -O2 -o loadgen loadgen.c   (perf/_common.py does it on first use)
+ * Build: cc -O2 -o loadgen loadgen.c -lz   (perf/_common.py does it on first use)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,6 +34,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define STAMP 20
 #define MARK "data: "
@@ -49,10 +54,20 @@ typedef struct {
     int failed;
     int tail_len;
     char tail[TAIL_MAX];
+    /* A compressed stream: its inflater, its chunked framing's state, and the scan's
+     * unfinished tail of inflated text (tail above is the raw read's). */
+    z_stream *z;
+    int chunked;
+    int chunk_state; /* 0: size line, 1: data, 2: CRLF after data, 3: ended */
+    size_t chunk_left;
+    int ztail_len;
+    char ztail[TAIL_MAX];
 } client_t;
 
 static uint32_t *hist;
 static uint64_t received;
+static uint64_t wire_bytes;
+static int compressed_streams;
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -76,15 +91,16 @@ static void record(int64_t latency_ns) {
     received++;
 }
 
-/* Scan buf[0..len) for events; keep an unfinished tail for the next read. */
-static void scan(client_t *c, const char *buf, size_t len, int64_t now) {
+/* Scan buf[0..len) for events; keep an unfinished tail (in tail, tail_len) for the next. */
+static void scan_into(client_t *c, const char *buf, size_t len, int64_t now, char *tail,
+                      int *tail_len) {
     size_t start = 0;
     for (;;) {
         const char *at = memmem(buf + start, len - start, MARK, MARK_LEN);
         if (at == NULL) {
             size_t keep = len - start < MARK_LEN - 1 ? len - start : MARK_LEN - 1;
-            memcpy(c->tail, buf + len - keep, keep);
-            c->tail_len = (int)keep;
+            memcpy(tail, buf + len - keep, keep);
+            *tail_len = (int)keep;
             return;
         }
         size_t field = (size_t)(at - buf) + MARK_LEN;
@@ -96,8 +112,8 @@ static void scan(client_t *c, const char *buf, size_t len, int64_t now) {
         }
         if (avail < STAMP) {
             size_t keep = len - (size_t)(at - buf);
-            memcpy(c->tail, at, keep);
-            c->tail_len = (int)keep;
+            memcpy(tail, at, keep);
+            *tail_len = (int)keep;
             return;
         }
         int64_t stamp = 0;
@@ -109,6 +125,55 @@ static void scan(client_t *c, const char *buf, size_t len, int64_t now) {
         }
         if (ok) record(now - stamp);
         start = field + STAMP;
+    }
+}
+
+static void scan(client_t *c, const char *buf, size_t len, int64_t now) {
+    scan_into(c, buf, len, now, c->tail, &c->tail_len);
+}
+
+/* Inflate len bytes of gzip data and scan what comes out. */
+static void inflate_scan(client_t *c, const char *data, size_t len, int64_t now) {
+    static char out[(1 << 16) + TAIL_MAX];
+    z_stream *z = c->z;
+    z->next_in = (Bytef *)data;
+    z->avail_in = (uInt)len;
+    while (z->avail_in > 0) {
+        memcpy(out, c->ztail, (size_t)c->ztail_len);
+        z->next_out = (Bytef *)out + c->ztail_len;
+        z->avail_out = 1 << 16;
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        size_t produced = (size_t)((char *)z->next_out - out);
+        c->ztail_len = 0;
+        scan_into(c, out, produced, now, c->ztail, &c->ztail_len);
+        if (rc == Z_STREAM_END) { c->ended = 1; return; }
+        if (rc != Z_OK && rc != Z_BUF_ERROR) { c->failed = 1; return; }
+        if (rc == Z_BUF_ERROR && z->avail_out != 0) return;
+    }
+}
+
+/* A compressed stream's body bytes: undo the chunked framing, then inflate. */
+static void feed_compressed(client_t *c, const char *data, size_t len, int64_t now) {
+    if (!c->chunked) { inflate_scan(c, data, len, now); return; }
+    size_t i = 0;
+    while (i < len && c->chunk_state != 3) {
+        if (c->chunk_state == 0) { /* hex size, then CRLF */
+            char ch = data[i++];
+            if (ch == '\n') {
+                c->chunk_state = c->chunk_left ? 1 : 3;
+            } else if (ch != '\r') {
+                int digit = ch >= '0' && ch <= '9' ? ch - '0' : (ch | 32) - 'a' + 10;
+                c->chunk_left = c->chunk_left * 16 + (size_t)digit;
+            }
+        } else if (c->chunk_state == 1) {
+            size_t take = len - i < c->chunk_left ? len - i : c->chunk_left;
+            inflate_scan(c, data + i, take, now);
+            i += take;
+            c->chunk_left -= take;
+            if (c->chunk_left == 0) c->chunk_state = 2;
+        } else { /* the CRLF after a chunk's data */
+            if (data[i++] == '\n') c->chunk_state = 0;
+        }
     }
 }
 
@@ -146,9 +211,10 @@ int main(int argc, char **argv) {
     }
     const char *out = arg(argc, argv, "--out", "-");
     int hold = atoi(arg(argc, argv, "--hold", "0")); /* 1: stay until SIGTERM */
+    int gzip = atoi(arg(argc, argv, "--gzip", "0")); /* 1: ask for gzip */
     if (port <= 0 || n <= 0) {
         fprintf(stderr, "usage: loadgen --port P --clients N [--timeout S] [--stall PCT] "
-                        "[--path P | --paths FILE] [--out FILE] [--hold 1]\n");
+                        "[--path P | --paths FILE] [--out FILE] [--hold 1] [--gzip 1]\n");
         return 2;
     }
     struct rlimit rl;
@@ -179,8 +245,9 @@ int main(int argc, char **argv) {
             return 1;
         }
         request_len = snprintf(request, sizeof request,
-                               "GET %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
-                               paths != NULL ? paths[i % path_count] : path);
+                               "GET %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n%s\r\n",
+                               paths != NULL ? paths[i % path_count] : path,
+                               gzip ? "Accept-Encoding: gzip\r\n" : "");
         if (request_len <= 0 || request_len >= (int)sizeof request) {
             fprintf(stderr, "request path too long\n");
             return 2;
@@ -230,6 +297,13 @@ int main(int argc, char **argv) {
                     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                     break;
                 }
+                wire_bytes += (uint64_t)got;
+                if (c->z != NULL) {
+                    int was_ended = c->ended;
+                    feed_compressed(c, buf + c->tail_len, (size_t)got, now);
+                    if (c->ended && !was_ended) ended++;
+                    continue;
+                }
                 size_t len = (size_t)c->tail_len + (size_t)got;
                 c->tail_len = 0;
                 size_t body = 0;
@@ -250,6 +324,14 @@ int main(int argc, char **argv) {
                         heads++;
                     }
                     body = (size_t)(end + 4 - buf);
+                    *end = '\0';
+                    if (gzip && strcasestr(buf, "\r\ncontent-encoding: gzip") != NULL) {
+                        c->z = calloc(1, sizeof(z_stream));
+                        inflateInit2(c->z, 31);
+                        c->chunked = strcasestr(buf, "\r\ntransfer-encoding: chunked") != NULL;
+                        compressed_streams++;
+                    }
+                    *end = '\r';
                     if (c->stalled) {
                         /* stop reading: the kernel buffers fill, then the server's */
                         epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -257,7 +339,11 @@ int main(int argc, char **argv) {
                     }
                 }
                 int was_ended = c->ended;
-                scan(c, buf + body, len - body, now);
+                if (c->z != NULL) {
+                    feed_compressed(c, buf + body, len - body, now);
+                } else {
+                    scan(c, buf + body, len - body, now);
+                }
                 if (c->ended && !was_ended) ended++;
             }
         }
@@ -267,8 +353,10 @@ int main(int argc, char **argv) {
     FILE *f = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
     fprintf(f,
             "{\"clients\": %d, \"connected\": %d, \"ended\": %d, \"closed\": %d, "
-            "\"failed\": %d, \"received\": %llu, \"cpu_s\": %.4f, \"wall_s\": %.4f, \"hist\": [",
-            n, heads, ended, closed, failed, (unsigned long long)received, cpu, wall);
+            "\"failed\": %d, \"received\": %llu, \"cpu_s\": %.4f, \"wall_s\": %.4f, "
+            "\"wire_bytes\": %llu, \"compressed\": %d, \"hist\": [",
+            n, heads, ended, closed, failed, (unsigned long long)received, cpu, wall,
+            (unsigned long long)wire_bytes, compressed_streams);
     int first = 1;
     for (size_t b = 0; b < BUCKETS; b++) {
         if (!hist[b]) continue;

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import random
 import signal
 import sys
 import time
@@ -59,6 +61,7 @@ def bench_config(args: argparse.Namespace) -> Config:
         redis=args.redis,
         mercure=args.mercure,
         jwt_secret=MERCURE_SECRET if args.mercure else None,
+        compress=args.compress,
     )
 
 
@@ -98,6 +101,7 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
         return
     interval = 1.0 / args.rate if args.rate else 0.0
     pad = "x" * max(0, args.size - 20)
+    bodies = json_events(args.size) if args.json_events else None
     start = loop.time()
     count = int(args.rate * args.duration)
     pending: set[asyncio.Future[str]] = set()
@@ -107,12 +111,53 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        publish(hub, args, f"{time.monotonic_ns():020d}{pad}", pending)
+        if bodies is not None:
+            publish(hub, args, f"{time.monotonic_ns():020d} {bodies[n % len(bodies)]}", pending)
+        else:
+            publish(hub, args, f"{time.monotonic_ns():020d}{pad}", pending)
     await asyncio.sleep(0.5)
     publish(hub, args, "end", pending, event="end")
     await asyncio.gather(*pending)
     await asyncio.sleep(1.0)
     print(f"published {count}", flush=True)
+
+
+def json_events(size: int) -> list[str]:
+    """1000 JSON order events of 2/3 to 4/3 of ``size`` bytes (``--json-events``): the same
+    keys in each, numbers, short strings from small sets, as an application's updates
+    are; drawn once, from a fixed seed, so that every run sends the same bytes."""
+    rng = random.Random(22)
+    bodies = []
+    for n in range(1000):
+        order: dict[str, object] = {
+            "id": 100_000 + n,
+            "type": "order.updated",
+            "status": rng.choice(["created", "paid", "packed", "shipped", "delivered"]),
+            "customer": {
+                "id": rng.randint(1, 10**6),
+                "country": rng.choice(["FR", "DE", "US", "JP", "BR"]),
+                "tier": rng.choice(["gold", "silver", "bronze"]),
+            },
+            "items": [],
+            "currency": "EUR",
+            "updated_at": f"2026-12-02T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:"
+            f"{rng.randint(0, 59):02d}Z",
+        }
+        items: list[dict[str, object]] = []
+        target = rng.randint(size * 2 // 3, size * 4 // 3)
+        while len(json.dumps(order)) < target - 60:
+            items.append(
+                {
+                    "sku": f"SKU-{rng.randint(1000, 9999)}",
+                    "name": rng.choice(["book", "pen", "lamp", "mug", "chair", "desk"]),
+                    "quantity": rng.randint(1, 5),
+                    "unit_price": round(rng.uniform(1, 200), 2),
+                }
+            )
+            order["items"] = items
+        order["total"] = round(sum(i["quantity"] * i["unit_price"] for i in items), 2)  # type: ignore[operator]
+        bodies.append(json.dumps(order))
+    return bodies
 
 
 async def burst(hub: Hub, args: argparse.Namespace) -> None:
@@ -162,6 +207,10 @@ if __name__ == "__main__":
     parser.add_argument("--topic", default="bench", help="the topic events go to")
     parser.add_argument("--private", action="store_true", help="every event private")
     parser.add_argument("--topics", type=int, default=0, help="each event to N topics")
+    parser.add_argument("--compress", action="store_true", help="gzip streams (--compress)")
+    parser.add_argument(
+        "--json-events", action="store_true", help="JSON order events of about --size bytes"
+    )
     args = parser.parse_args()
     raise_file_limit()
     loop = loop_factory(args.loop)()

@@ -310,6 +310,11 @@ class Config:
         "writing takes at most about half the loop; 0 flushes every loop iteration",
         auto=True,
     )
+    compress: bool = _setting(
+        False,
+        "send event streams gzip-compressed to clients that accept it: each group's events "
+        "compressed once and shared, every event flushed at once",
+    )
     redis: str | None = _setting(
         None,
         "Redis URL (redis://host:6379/0): order, keep and deliver events through it, "

@@ -30,6 +30,9 @@ __all__ = [
     "header_value",
     "redact_target",
     "SSE_HEADERS",
+    "GZIP_HEADERS",
+    "VARY_ENCODING",
+    "accepts_gzip",
 ]
 
 Query = dict[str, list[str]]
@@ -41,6 +44,42 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+#: What a compressed stream adds (``--compress``), and what any stream of a hub that
+#: compresses says: its body depends on the request's ``Accept-Encoding``.
+GZIP_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-encoding", b"gzip"),
+    (b"vary", b"accept-encoding"),
+]
+VARY_ENCODING: list[tuple[bytes, bytes]] = [(b"vary", b"accept-encoding")]
+
+
+def accepts_gzip(accept_encoding: bytes | None) -> bool:
+    """Whether an ``Accept-Encoding`` value accepts gzip (RFC 9110, 12.5.3): ``gzip``
+    or ``x-gzip`` with a weight above 0, or else ``*`` with one. Malformed weights
+    count as 0: a stream is then sent as it is, which every client reads."""
+    if not accept_encoding:
+        return False
+    star = False
+    for item in accept_encoding.split(b","):
+        coding, _, params = item.partition(b";")
+        coding = coding.strip().lower()
+        if coding not in (b"gzip", b"x-gzip", b"*"):
+            continue
+        weight = 1.0
+        for param in params.split(b";"):
+            name, _, value = param.partition(b"=")
+            if name.strip().lower() == b"q":
+                try:
+                    weight = float(value.strip())
+                except ValueError:
+                    weight = 0.0
+        if coding == b"*":
+            star = weight > 0
+        else:
+            return weight > 0
+    return star
 
 
 #: Longest query string accepted; a URL over this is a mistake or an attack.

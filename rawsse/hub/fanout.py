@@ -147,16 +147,18 @@ class Fanout:
                 else:
                     payload = b"".join([record.frame for record in records])
                 group.wrote_at_tick = tick
-                members = len(group)
-                metrics.deliveries += len(records) * members
-                metrics.bytes_sent += len(payload) * members
+                metrics.deliveries += len(records) * len(group)
                 if group.plain:
                     for subscriber in group.plain:
                         subscriber.send(payload)
+                    metrics.bytes_sent += len(payload) * len(group.plain)
                 if group.chunked:
                     framed = chunk(payload)
                     for subscriber in group.chunked:
                         subscriber.send(framed)
+                    metrics.bytes_sent += len(payload) * len(group.chunked)
+                if group.lane is not None:
+                    metrics.bytes_sent += group.lane.write(payload, started)
             for topic in dirty:
                 topic.pending.clear()
         now = time.monotonic()
@@ -198,7 +200,7 @@ class Fanout:
             group = self._groups[key, view] = Group(key, subscriber.topics, topics, view)
             for topic in topics:
                 topic.groups.add(group)
-        (group.chunked if subscriber.chunked else group.plain).add(subscriber)
+        group.add(subscriber)
         self._subscribers += 1
         for topic in group.topics:
             topic.subscribers += 1
@@ -232,7 +234,7 @@ class Fanout:
             return
         subscriber.group = None
         self.paused.discard(subscriber)
-        (group.chunked if subscriber.chunked else group.plain).discard(subscriber)
+        group.discard(subscriber)
         self._subscribers -= 1
         for topic in group.topics:
             topic.subscribers -= 1
@@ -279,7 +281,7 @@ class Fanout:
             for group in list(self._groups.values()):
                 if topics is not None and not _reads_any(group, topics):
                     continue
-                for subscriber in (*group.plain, *group.chunked):
+                for subscriber in list(group.members()):
                     finish_with_retry(subscriber, window, reason)
                     ended += 1
         return ended
@@ -296,6 +298,7 @@ class Fanout:
         tick = self._tick
         self._tick = tick + 1
         sent = 0
+        now = time.monotonic()
         with self._deferring_unsubscribe():
             for group in self._groups.values():
                 if group.wrote_at_tick >= tick:
@@ -304,6 +307,8 @@ class Fanout:
                     subscriber.send(HEARTBEAT)
                 for subscriber in group.chunked:
                     subscriber.send(_CHUNKED_HEARTBEAT)
+                if group.lane is not None:
+                    group.lane.write(HEARTBEAT, now)
                 sent += len(group)
         return sent
 
@@ -322,8 +327,7 @@ class Fanout:
         """Every subscribed stream (a snapshot, safe to iterate while dropping)."""
         result: list[Subscriber] = []
         for group in self._groups.values():
-            result.extend(group.plain)
-            result.extend(group.chunked)
+            result.extend(group.members())
         return result
 
     def topic_clients(self, limit: int) -> list[tuple[str, int]]:

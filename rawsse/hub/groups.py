@@ -4,7 +4,10 @@ them; :mod:`rawsse.hub.patterns` finds the patterns a topic matches)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rawsse.backends.base import Record
+from rawsse.hub.compressed import Lane
 from rawsse.hub.subscriber import Subscriber
 from rawsse.hub.views import View
 from rawsse.matching.selectors import Selector
@@ -29,7 +32,7 @@ class Group:
     """Subscribers reading the same set of topics (and, in Mercure mode, the same
     view); they receive identical bytes."""
 
-    __slots__ = ("key", "names", "topics", "view", "plain", "chunked", "wrote_at_tick")
+    __slots__ = ("key", "names", "topics", "view", "plain", "chunked", "lane", "wrote_at_tick")
 
     def __init__(
         self,
@@ -48,10 +51,40 @@ class Group:
         self.view = view
         self.plain: set[Subscriber] = set()
         self.chunked: set[Subscriber] = set()
+        #: Its compressed streams and their shared compressor, while it has any.
+        self.lane: Lane[Subscriber] | None = None
         self.wrote_at_tick = -1
 
     def __len__(self) -> int:
-        return len(self.plain) + len(self.chunked)
+        lane = self.lane
+        return len(self.plain) + len(self.chunked) + (len(lane) if lane is not None else 0)
+
+    def members(self) -> Iterator[Subscriber]:
+        """Every subscriber of the group."""
+        yield from self.plain
+        yield from self.chunked
+        if self.lane is not None:
+            yield from self.lane.members()
+
+    def add(self, subscriber: Subscriber) -> None:
+        """A subscriber joins: by its framing, or compressed, into the lane."""
+        sink = subscriber.compressed
+        if sink is not None:
+            if self.lane is None:
+                self.lane = Lane()
+            self.lane.add(subscriber, sink)
+        else:
+            (self.chunked if subscriber.chunked else self.plain).add(subscriber)
+
+    def discard(self, subscriber: Subscriber) -> None:
+        """A subscriber leaves (its lane goes with the last compressed stream)."""
+        lane = self.lane
+        if lane is not None and subscriber.compressed is not None:
+            lane.discard(subscriber)
+            if not len(lane):
+                self.lane = None
+        else:
+            (self.chunked if subscriber.chunked else self.plain).discard(subscriber)
 
 
 class Pattern:

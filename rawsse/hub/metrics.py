@@ -228,7 +228,7 @@ class Metrics:
             ),
             _counter(
                 "rawsse_bytes_sent_total",
-                "Event bytes written to subscribers' transports.",
+                "Event bytes written to subscribers' transports (compressed, as sent, for compressed streams).",
                 self.bytes_sent,
             ),
             (

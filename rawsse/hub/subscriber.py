@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rawsse.events import CHUNKED_END, chunk, encode_retry
+from rawsse.hub.compressed import CompressedSink
 
 if TYPE_CHECKING:
     from rawsse.backends.base import Record
@@ -35,6 +36,19 @@ class Sink(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def get_write_buffer_size(self) -> int: ...
+
+
+class Channel(Sink, Protocol):
+    """A stream's own connection: its transport, or the compressor in front of it
+    (:class:`~rawsse.hub.compressed.CompressedSink`)."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
+    def abort(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class _Dropped:
@@ -95,7 +109,7 @@ class _Replaying:
 
     __slots__ = ("real", "records", "held", "held_size")
 
-    def __init__(self, real: asyncio.Transport) -> None:
+    def __init__(self, real: Channel) -> None:
         self.real = real
         #: What to replay; ``None`` until the backend has answered.
         self.records: Iterator[Record] | None = None
@@ -155,7 +169,7 @@ class Subscriber:
 
     def __init__(
         self,
-        transport: asyncio.Transport,
+        transport: Channel,
         topics: tuple[str, ...],
         *,
         chunked: bool,
@@ -163,7 +177,7 @@ class Subscriber:
         started_at: float = 0.0,
     ) -> None:
         self.transport: Sink = transport
-        self._real_transport = transport
+        self._real_transport: Channel = transport
         self.max_buffer = max_buffer
         self.group: object | None = None
         self.topics = topics
@@ -197,8 +211,28 @@ class Subscriber:
             self.drop("slow_buffer")
 
     def send_own(self, payload: bytes) -> None:
-        """Send bytes meant for this subscriber alone (a notice), framed here."""
+        """Send bytes meant for this subscriber alone (a notice), framed here (a
+        compressed stream reading its group's compressor takes one of its own)."""
+        sink = self._real_transport
+        if isinstance(sink, CompressedSink) and sink.lane is not None:
+            sink.lane.leave(self, sink)
         self.send(chunk(payload) if self.chunked else payload)
+
+    @property
+    def compressed(self) -> CompressedSink | None:
+        """The compressor in front of the transport of a compressed stream, else
+        ``None``."""
+        sink = self._real_transport
+        return sink if isinstance(sink, CompressedSink) else None
+
+    def _write_head(self, head: bytes, rest: bytes = b"") -> None:
+        """Write the response head (never compressed), then ``rest`` of the body."""
+        sink = self._real_transport
+        if isinstance(sink, CompressedSink):
+            sink.write_head(head)
+            sink.write(rest)
+        else:
+            sink.write(head + rest)
 
     def wait(self, head: bytes) -> None:
         """Hold the response ``head`` back until :meth:`open` or :meth:`begin` (the
@@ -216,7 +250,7 @@ class Subscriber:
         if first and self.chunked:
             first = chunk(first)
         self.transport = self._real_transport
-        self._real_transport.write(head + first)
+        self._write_head(head, first)
 
     def begin(self, head: bytes) -> None:
         """Write the response head, and hold live events from now on until
@@ -225,7 +259,7 @@ class Subscriber:
         Call it in the same step as the hub's ``subscribe``, so that no live event can
         come before the replay, however long the replay takes to read.
         """
-        self._real_transport.write(head)
+        self._write_head(head)
         self.transport = _Replaying(self._real_transport)
 
     def replay(self, first: bytes, records: Iterator[Record]) -> None:
@@ -309,6 +343,13 @@ class Subscriber:
         head = unanswered.head if isinstance(unanswered, _Unanswered) else b""
         transport = self._real_transport
         self.transport = _DROPPED
+        if isinstance(transport, CompressedSink):
+            if not transport.is_closing():
+                if head:
+                    transport.write_head(head)
+                transport.finish(trailer)
+                transport.close()
+            return
         if not transport.is_closing():
             if self.chunked:
                 trailer = (chunk(trailer) if trailer else b"") + CHUNKED_END

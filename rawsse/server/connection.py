@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rawsse.errors import RequestError
 from rawsse.h1.exchange import CLIENT_CLOSED, MORE_LATER, BodyStart, Ending, Exchange, Request
-from rawsse.h1.parse import SSE_HEADERS, redact_target
+from rawsse.h1.parse import (
+    GZIP_HEADERS,
+    SSE_HEADERS,
+    VARY_ENCODING,
+    accepts_gzip,
+    redact_target,
+)
 from rawsse.h1.replies import Reply, text
 from rawsse.policy.admission import Admission, Refused
 from rawsse.policy.cors import CorsPolicy
@@ -286,6 +292,10 @@ class HttpConnection(DeadlineProtocol):
         transport = self.transport
         assert transport is not None
         headers = SSE_HEADERS
+        compressed = False
+        if server.config.compress:
+            compressed = accepts_gzip(request.header(b"accept-encoding"))
+            headers = [*headers, *(GZIP_HEADERS if compressed else VARY_ENCODING)]
         if start.headers:
             headers = [*headers, *start.headers]
         if server.cors.enabled:
@@ -309,6 +319,7 @@ class HttpConnection(DeadlineProtocol):
             now=now,
             wall_now=time.time(),
             spawn=server.spawn,
+            compressed=compressed,
         )
         if start.subscriptions and server.subscriptions is not None:
             server.subscriptions.begin(stream, start.subscriptions)

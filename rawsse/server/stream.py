@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from rawsse.backends.base import NOTHING, Replay
 from rawsse.errors import BackendUnavailable
 from rawsse.events import RESERVED_EVENT_PREFIX, encode_comment, encode_event, encode_retry
-from rawsse.hub.subscriber import Subscriber, finish_with_retry
+from rawsse.hub.compressed import CompressedSink
+from rawsse.hub.subscriber import Channel, Subscriber, finish_with_retry
 from rawsse.policy.limits import BACKEND_RETRY_WAIT, stream_retry_ms
 
 if TYPE_CHECKING:
@@ -200,6 +201,8 @@ class StreamSession(Subscriber):
         start: what admission decided (:class:`StreamStart`).
         head: the response head, written at once or once the backend is ready.
         chunked: whether the body is chunked (HTTP/1.1) or close-delimited.
+        compressed: whether the body is gzip-compressed (the hub compresses each
+            group's events once, :mod:`rawsse.hub.compressed`).
         retry: the ``retry:`` to send first, if any.
         now: the loop's time; ``wall_now``: Unix time, for the token's ``exp``.
         spawn: runs a coroutine as a task the server owns.
@@ -221,9 +224,14 @@ class StreamSession(Subscriber):
         now: float,
         wall_now: float,
         spawn: Spawn,
+        compressed: bool = False,
     ) -> None:
+        channel: Channel = transport
+        if compressed:
+            # The compressor frames the body; the subscriber writes an unframed one.
+            channel, chunked = CompressedSink(transport, chunked), False
         super().__init__(
-            transport, start.topics, chunked=chunked, max_buffer=hub.max_buffer, started_at=now
+            channel, start.topics, chunked=chunked, max_buffer=hub.max_buffer, started_at=now
         )
         self.key = start.stream_key
         #: Its token's expiry, or ``None`` when it does not expire.

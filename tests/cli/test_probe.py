@@ -71,6 +71,15 @@ def test_the_deployed_configuration_passes(tmp_path: Path) -> None:
     assert "replayed" in output and "missed" not in output
 
 
+def test_a_hub_that_compresses_passes_through_the_deployed_configuration(tmp_path: Path) -> None:
+    """rawsse's own compression (``--compress``) passes through deploy/nginx.conf,
+    and the probe sees each event arrive compressed and on time."""
+    code, output = probe(tmp_path, None, "--compress")
+    assert code == 0, output
+    assert verdicts(output) == dict.fromkeys(CHECKS, "ok"), output
+    assert "gzip-compressed, each event flushed at once" in output
+
+
 def test_compression_that_flushes_each_event_passes(tmp_path: Path) -> None:
     """nginx's gzip with buffering off sends each event as it comes: a saving, not a
     fault."""

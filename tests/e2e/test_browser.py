@@ -12,6 +12,7 @@ itself, one refused for lack of rights does not spin, and one from an origin not
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
 import time
@@ -222,6 +223,53 @@ def test_an_event_source_turned_away_for_a_limit_comes_back_by_itself() -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+        hub.stop()
+
+
+def test_chromium_reads_compressed_streams_event_by_event() -> None:
+    """With ``--compress``, Chromium's EventSource (which asks for gzip) gets a gzip
+    stream; each event arrives intact before the next is published, for a stream
+    opened first and one that joins its group's compressor mid-stream."""
+    hub = start_hub("--no-demo", "--compress")
+    try:
+        with chromium() as browser:
+            page = browser.new_page()
+            encodings: list[str | None] = []
+            page.on(
+                "response",
+                lambda r: (
+                    encodings.append(r.headers.get("content-encoding"))
+                    if "/events" in r.url
+                    else None
+                ),
+            )
+            page.goto(hub.url + "/healthz")
+            page.evaluate(RECORDER % "/events?topic=orders")
+            page.wait_for_function("seen.open === 1", timeout=ms(10))
+            with httpx.Client(headers={"Authorization": f"Bearer {hub.key}"}) as client:
+                for n in range(40):
+                    if n == 10:
+                        page.evaluate(
+                            "window.late = []; window.second = new EventSource("
+                            "'/events?topic=orders'); second.onmessage = e => late.push(e.data); true"
+                        )
+                        wait_for_clients(hub.url, 2)
+                    order = {"n": n, "item": "book", "note": "é ✓", "total": n * 1.5}
+                    answer = client.post(
+                        hub.url + "/publish", json={"topic": "orders", "data": json.dumps(order)}
+                    )
+                    assert answer.status_code == 200
+                    page.wait_for_function(f"seen.events.length === {n + 1}", timeout=ms(5))
+                    if n >= 10:
+                        page.wait_for_function(f"late.length === {n - 9}", timeout=ms(5))
+            first = [json.loads(data) for _, data, _ in page.evaluate("seen.events")]
+            late = [json.loads(data) for data in page.evaluate("late")]
+            assert [o["n"] for o in first] == list(range(40))
+            assert late == first[10:]
+            assert first[3] == {"n": 3, "item": "book", "note": "é ✓", "total": 4.5}
+            assert page.evaluate("seen.error") == 0
+            assert encodings == ["gzip", "gzip"], encodings
+    finally:
         hub.stop()
 
 

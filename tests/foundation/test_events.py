@@ -137,7 +137,8 @@ def test_chunks_reassemble(payloads: list[bytes]) -> None:
 def test_sans_io_modules_do_not_import_asyncio() -> None:
     code = (
         "import sys; import rawsse, rawsse.events, rawsse.h1.parse, rawsse.errors, "
-        "rawsse.config, rawsse.text, rawsse.topics, rawsse.version, rawsse.h1.exchange, "
+        "rawsse.config, rawsse.deflate, rawsse.text, rawsse.topics, rawsse.version, "
+        "rawsse.h1.exchange, "
         "rawsse.h1.plainread, rawsse.h1.replies; "
         "bad = [m for m in ('asyncio', 'socket', 'selectors') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
