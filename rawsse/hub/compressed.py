@@ -2,8 +2,8 @@
 the same bytes written to every member, as uncompressed ones are.
 
 A group's compressed members share one compressor, its :class:`Lane`, which keeps its
-window from event to event (JSON events compress about 5 times over with it, about 2
-times each on its own) and sync-flushes at every write, so that each event leaves at
+window from event to event (JSON events compress 5.5 times over with it, 2.4 times
+each on its own) and sync-flushes at every write, so that each event leaves at
 once, never held back to fill a buffer. A stream cannot start in the middle of that
 shared stream, whose blocks refer back to events it never received. So a stream begins
 as a *newcomer*, with a small compressor of its own (:class:`CompressedSink`), which
@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["RESET_EVERY", "CompressedSink", "Lane"]
 
 #: A group's shared compressor: level 6 with a 4 KiB window (zlib's memory level 5) is
-#: 38 KiB a group, and gives 5.3 times fewer bytes on 0.5 KB JSON events where
-#: the full 32 KiB window (262 KiB) gives 6.0 (perf/README).
+#: 38 KiB a group, and gives 5.5 times fewer bytes on JSON events of 0.5-1 KB where
+#: the full 32 KiB window (262 KiB) gives 6.05 (perf/README).
 LANE_LEVEL, LANE_WINDOW_BITS, LANE_MEM_LEVEL = 6, 12, 5
 
 #: A stream's own compressor, while it catches up with its group's: 1 KiB of window
