@@ -81,6 +81,7 @@ async def main(args: argparse.Namespace) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
         send(b"data: %020d%s\n\n" % (time.monotonic_ns(), pad))
+        await asyncio.sleep(0)  # the next wait from a fresh clock (as rawsse_server.py)
     await asyncio.sleep(0.5)
     send(b"event: end\ndata: end\n\n")
     await asyncio.sleep(1.0)
