@@ -4,7 +4,7 @@
 Each connection has at most one request in flight (no pipelining), as a typical
 application backend publishes. Events are due at ``--rate`` per second in all (0: as
 fast as the connections are answered) for ``--duration`` seconds; each body is
-``time.monotonic_ns()`` in 20 digits, padded to ``--size`` bytes. Then one ``end``
+``time.monotonic_ns()`` in 20 digits (at ``--rate``, when it was due), padded to ``--size`` bytes. Then one ``end``
 event. Prints ``published N`` (events answered 2xx) and ``errors M``.
 """
 
@@ -81,20 +81,25 @@ async def main(args: argparse.Namespace) -> None:
     pad = b"x" * max(0, args.size - 20)
     interval = 1.0 / args.rate if args.rate else 0.0
     start = loop.time()
+    start_ns = time.monotonic_ns()
     end = start + args.duration
     n = 0
     while True:
         now = loop.time()
+        stamp = time.monotonic_ns()
         if args.rate:
             if n >= int(args.rate * args.duration):
                 break
-            due = start + n * interval
-            if due > now:
-                await asyncio.sleep(due - now)
+            # Stamped with when it was due: waiting for a free connection (the server
+            # slow to answer) or for this loop counts against the latency.
+            stamp = start_ns + round(n * interval * 1e9)
+            delay = (stamp - time.monotonic_ns()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
         elif now >= end:
             break
         publisher = await idle.get()
-        body = b"%020d" % time.monotonic_ns() + pad
+        body = b"%020d" % stamp + pad
         publisher.send(request(args.path, args.header, body))
         n += 1
     while idle.qsize() < len(connections):

@@ -2,7 +2,7 @@
 
 ``--producer inproc``: prints ``ready PORT``, waits until ``--clients`` subscribers are
 connected, publishes ``--rate`` events/s of ``--size`` bytes to topic ``bench`` for
-``--duration`` seconds (each stamped with ``time.monotonic_ns()``), then an ``end``
+``--duration`` seconds (each stamped with the ``time.monotonic_ns()`` it was due at), then an ``end``
 event, prints ``published N`` and exits.
 
 ``--rate`` below 0: as many events as the hub takes (see ``burst``).
@@ -95,31 +95,29 @@ async def produce(hub: Hub, args: argparse.Namespace) -> None:
     while hub.subscriber_count < args.clients:
         await asyncio.sleep(0.05)
     print("producing", flush=True)
-    loop = asyncio.get_running_loop()
+    asyncio.get_running_loop()
     if args.rate < 0:
         await burst(hub, args)
         return
     interval = 1.0 / args.rate if args.rate else 0.0
     pad = "x" * max(0, args.size - 20)
     bodies = json_events(args.size) if args.json_events else None
-    start = loop.time()
+    start = time.monotonic_ns()
     count = int(args.rate * args.duration)
     pending: set[asyncio.Future[str]] = set()
     for n in range(count):
-        # Sleep until this event's slot; publish as many as are due (catching up).
-        due = start + n * interval
-        delay = due - loop.time()
+        # Sleep until this event's slot; publish as many as are due (catching up). Each
+        # is stamped with when it was due, not when the loop got to it: a loop too busy
+        # to publish on time makes its events late, as it makes an HTTP publisher's
+        # (which stamps on its own clock) wait; stamping later would leave that out.
+        due = start + round(n * interval * 1e9)
+        delay = (due - time.monotonic_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
         if bodies is not None:
-            publish(hub, args, f"{time.monotonic_ns():020d} {bodies[n % len(bodies)]}", pending)
+            publish(hub, args, f"{due:020d} {bodies[n % len(bodies)]}", pending)
         else:
-            publish(hub, args, f"{time.monotonic_ns():020d}{pad}", pending)
-        # Let this event's flush run first, so that the next wait is reckoned from a
-        # clock read after it: uvloop reckons a timer's wait from the time its loop
-        # iteration began, so a wait computed behind a 6 ms flush ends 6 ms late, and
-        # the next two events go out in one flush (perf/README, #22).
-        await asyncio.sleep(0)
+            publish(hub, args, f"{due:020d}{pad}", pending)
     await asyncio.sleep(0.5)
     publish(hub, args, "end", pending, event="end")
     await asyncio.gather(*pending)

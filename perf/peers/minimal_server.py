@@ -75,13 +75,13 @@ async def main(args: argparse.Namespace) -> None:
     pad = b"x" * max(0, args.size - 20)
     interval = 1.0 / args.rate
     count = int(args.rate * args.duration)
-    start = loop.time()
+    start = time.monotonic_ns()
     for n in range(count):
-        delay = start + n * interval - loop.time()
+        due = start + round(n * interval * 1e9)  # the stamp: when it was due (rawsse_server.py)
+        delay = (due - time.monotonic_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
-        send(b"data: %020d%s\n\n" % (time.monotonic_ns(), pad))
-        await asyncio.sleep(0)  # the next wait from a fresh clock (as rawsse_server.py)
+        send(b"data: %020d%s\n\n" % (due, pad))
     await asyncio.sleep(0.5)
     send(b"event: end\ndata: end\n\n")
     await asyncio.sleep(1.0)
