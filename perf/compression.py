@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--flush-delay", default="0")
+    parser.add_argument("--json", type=Path, help="where to write the result")
     args = parser.parse_args()
     targets = measures(args.flush_delay)
     names = list(targets)
@@ -83,7 +84,8 @@ def main() -> None:
     }
     for key, value in summary.items():
         print(f"{key:>26}: {value:.3f}")
-    path = save({"args": vars(args), "rounds": rounds, "summary": summary}, "compression")
+    report = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}
+    path = save({**report, "summary": summary}, "compression", args.json)
     print(f"written to {path}")
 
 

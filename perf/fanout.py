@@ -4,6 +4,7 @@ lost, server CPU and memory, and the load generator's own CPU (over 90 %: INVALI
 
     python perf/fanout.py --clients 1000 --rate 100 --size 100 --duration 10
     python perf/fanout.py --server rawsse-http --publishers 4      # events over HTTP
+    python perf/fanout.py --server rawsse-http --batch             # one NDJSON request
     python perf/fanout.py --server nginx-nchan                     # a peer, if installed
 
 Servers: rawsse (in-process producer), rawsse-http, minimal-one-write, minimal-batched,
@@ -33,6 +34,11 @@ def main() -> None:
     parser.add_argument(
         "--flush-delay", default="auto", help="rawsse's --flush-delay: seconds, or auto"
     )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="rawsse-http: publish as one streamed NDJSON request (the batch form)",
+    )
     parser.add_argument("--json", type=Path, help="where to write the result")
     args = parser.parse_args()
     chosen = target(args.server, flush_delay=args.flush_delay)
@@ -46,8 +52,10 @@ def main() -> None:
         duration=args.duration,
         stall=args.stall,
         publishers=args.publishers,
+        publisher_args=["--batch", "--path", "/publish"] if args.batch else [],
     )
     result["flush_delay"] = args.flush_delay
+    result["publish_form"] = "batch" if args.batch else f"{args.publishers} connections"
     print_figures(result)
     if not result["valid"]:
         print("INVALID: the load generator saturated its core", file=sys.stderr)

@@ -134,6 +134,7 @@ async def batch_main(args: argparse.Namespace) -> None:
     prefix = b'{"topic":"%s","data":"' % args.topic.encode()
     suffix = b"x" * max(0, args.size - 20) + b'"}\n'
     start = loop.time()
+    start_ns = time.monotonic_ns()
     end = start + args.duration
     interval = 1.0 / args.rate if args.rate else 0.0
     sent = 0
@@ -148,7 +149,9 @@ async def batch_main(args: argparse.Namespace) -> None:
             if count <= 0:
                 await asyncio.sleep(start + (sent + 1) * interval - now)
                 continue
-        stamp = b"%020d" % time.monotonic_ns()
+        # At --rate, stamped with when the first of these lines was due (as above).
+        due = start_ns + round(sent * interval * 1e9) if args.rate else time.monotonic_ns()
+        stamp = b"%020d" % due
         body = (prefix + stamp + suffix) * count
         writer.write(b"%x\r\n%s\r\n" % (len(body), body))
         sent += count

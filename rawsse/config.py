@@ -306,8 +306,9 @@ class Config:
     flush_delay: float | None = _setting(
         DEFAULT_FLUSH_DELAY,
         "seconds events that follow a flush wait to be batched into one write per "
-        "subscriber; 'auto' (the default) waits as long as the last flush took, so that "
-        "writing takes at most about half the loop; 0 flushes every loop iteration",
+        "subscriber; 'auto' (the default) waits a share of the last flush's duration "
+        "that the loop's load sets (none while it has time to spare, up to twice as long "
+        "when it is short of time); 0 flushes every loop iteration",
         auto=True,
     )
     compress: bool = _setting(

@@ -61,6 +61,49 @@ def test_fanout_in_process_and_over_http(tmp_path: Path) -> None:
     assert figures["producer"] == "http"
 
 
+def test_fanout_fed_by_one_batch_request(tmp_path: Path) -> None:
+    figures, _ = perf(
+        "fanout", tmp_path, "--server", "rawsse-http", "--batch",
+        "--clients", "20", "--rate", "50", "--duration", "1",
+    )  # fmt: skip
+    assert_batch_delivered(figures, 20, 50)
+    assert figures["publish_form"] == "batch"
+
+
+def assert_batch_delivered(figures: dict[str, Any], clients: int, events: int) -> None:
+    """The batch publisher streams for its duration, not a count: the last event due
+    may fall just after it."""
+    assert events - 2 <= figures["events_published"] <= events
+    assert_delivered(figures, clients, figures["events_published"])
+
+
+def test_pacing_measures_every_publishing_form(tmp_path: Path) -> None:
+    report, stdout = perf(
+        "pacing", tmp_path, "--clients", "20", "--rate", "50", "--duration", "1", "--repeat", "1"
+    )
+    (results,) = report["rounds"]
+    assert list(results) == ["floor", "inproc-0", "inproc-auto", "http-0", "http-auto",
+                             "batch-auto"]  # fmt: skip
+    for label, figures in results.items():
+        (assert_batch_delivered if label == "batch-auto" else assert_delivered)(figures, 20, 50)
+    assert set(report["summary"]) >= {"CPU http / inproc, flush 0", "p99 http / inproc, default"}
+    assert "CPU http / inproc, default:" in stdout
+
+
+def test_compression_measures_bytes_and_inflates_every_event(tmp_path: Path) -> None:
+    report, _ = perf(
+        "compression", tmp_path, "--clients", "20", "--rate", "20", "--duration", "1",
+        "--repeat", "1",
+    )  # fmt: skip
+    (results,) = report["rounds"]
+    for figures in results.values():
+        assert_delivered(figures, 20, 20)
+    assert results["gzip"]["compressed_streams"] == 20
+    assert results["plain"]["compressed_streams"] == 0
+    assert results["gzip"]["wire_bytes"] * 2 < results["plain"]["wire_bytes"]
+    assert 0 < report["summary"]["bytes gzip / plain"] < 0.5
+
+
 def test_compare_measures_each_server_in_the_same_run(tmp_path: Path) -> None:
     report, stdout = perf(
         "compare", tmp_path, "--quick", "--servers", "rawsse", "rawsse-http", "minimal-one-write"

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY
-from rawsse.hub.pacing import BUSY_FROM, IDLE_FROM, MEASURE_EVERY, FlushPacing
+from rawsse.hub.pacing import (
+    BUSY_FROM,
+    GAIN_RISE,
+    IDLE_FROM,
+    MAX_GAIN,
+    MEASURE_EVERY,
+    FlushPacing,
+)
 
 
 class Load:
@@ -47,30 +54,45 @@ def test_a_fixed_delay_is_kept_whatever_the_load() -> None:
 def test_a_loop_with_time_to_spare_flushes_at_once() -> None:
     pacing, load = FlushPacing(None), Load()
     at = cycles(pacing, load, count=20, share=0.5, took=0.04)
-    assert not pacing.batching and pacing.delay == 0.0
+    assert not pacing.batching and pacing.gain == 0.0 and pacing.delay == 0.0
     assert pacing.wait(at) < 0
 
 
-def test_a_busy_loop_waits_as_long_as_the_last_flush_took_up_to_the_cap() -> None:
+def test_a_busy_loop_waits_longer_and_longer_up_to_the_cap() -> None:
+    """Short of time, the gain rises a step a sample, to ``MAX_GAIN`` times the
+    (smoothed) flush duration, and never past ``MAX_ADAPTIVE_FLUSH_DELAY``."""
     pacing, load = FlushPacing(None), Load()
     cycles(pacing, load, count=2, share=1.0, took=0.01)
-    assert not pacing.batching  # one busy cycle is not enough: smoothed
-    at = cycles(pacing, load, count=20, share=1.0, took=0.01, start=2.0)
-    assert pacing.batching and pacing.busy >= BUSY_FROM
-    assert pacing.delay == pytest.approx(0.01)
-    assert pacing.wait(at - 0.1 + 0.01) == pytest.approx(0.01)  # just after the last end
-    cycles(pacing, load, count=1, share=1.0, took=0.1, start=at)
-    assert pacing.delay == MAX_ADAPTIVE_FLUSH_DELAY  # capped, not 0.1
+    assert pacing.gain <= GAIN_RISE  # the first busy cycles count little: smoothed
+    at = cycles(pacing, load, count=40, share=1.0, took=0.01, start=2.0)
+    assert pacing.busy > BUSY_FROM and pacing.gain == MAX_GAIN
+    assert pacing.delay == pytest.approx(0.01 * MAX_GAIN)
+    assert pacing.wait(at - 0.1 + 0.01) == pytest.approx(0.01 * MAX_GAIN)  # after the end
+    cycles(pacing, load, count=20, share=1.0, took=0.2, start=at)
+    assert pacing.delay == MAX_ADAPTIVE_FLUSH_DELAY  # capped
 
 
-def test_it_stops_batching_only_once_the_loop_has_time_again() -> None:
+def test_the_gain_settles_where_the_loop_is_in_its_band() -> None:
+    """Between ``IDLE_FROM`` and ``BUSY_FROM`` the gain stays; under, it falls slowly
+    back to 0."""
     pacing, load = FlushPacing(None), Load()
-    at = cycles(pacing, load, count=20, share=1.0, took=0.01)
-    assert pacing.batching
-    at = cycles(pacing, load, count=1, share=0.8, took=0.01, start=at)
-    assert pacing.batching  # between the thresholds: no flapping
-    cycles(pacing, load, count=20, share=0.2, took=0.01, start=at)
-    assert not pacing.batching and pacing.busy <= IDLE_FROM
+    at = cycles(pacing, load, count=40, share=1.0, took=0.01)
+    at = cycles(pacing, load, count=40, share=(IDLE_FROM + BUSY_FROM) / 2, took=0.01, start=at)
+    settled = pacing.gain
+    assert 0 < settled <= MAX_GAIN and IDLE_FROM < pacing.busy < BUSY_FROM
+    at = cycles(pacing, load, count=10, share=(IDLE_FROM + BUSY_FROM) / 2, took=0.01, start=at)
+    assert pacing.gain == settled  # no flapping inside the band
+    at = cycles(pacing, load, count=3, share=0.2, took=0.01, start=at)
+    assert 0 < pacing.gain < settled  # down by small steps
+    cycles(pacing, load, count=80, share=0.2, took=0.01, start=at)
+    assert pacing.gain == 0.0 and pacing.delay == 0.0
+
+
+def test_one_slow_flush_does_not_make_the_next_wait_long() -> None:
+    pacing, load = FlushPacing(None), Load()
+    at = cycles(pacing, load, count=40, share=1.0, took=0.01)
+    cycles(pacing, load, count=1, share=1.0, took=0.04, start=at)
+    assert pacing.delay < 0.04 * MAX_GAIN / 2
 
 
 def test_waits_for_a_cpu_are_not_counted_as_time_the_loop_could_run() -> None:
