@@ -27,7 +27,7 @@ from harness import Target, minimal, rawsse, run, save
 def measures(flush_delay: str) -> dict[str, Target]:
     common = ["--flush-delay", flush_delay, "--json-events"]
     return {
-        "floor": minimal("one-write"),
+        "floor": minimal("batched"),
         "plain": rawsse("inproc", *common),
         "gzip": rawsse("inproc", *common, "--compress"),
     }

@@ -3,6 +3,7 @@
     python perf/scale_out.py                                   # both comparisons, 10 s each
     python perf/scale_out.py --only backends --duration 5
     python perf/scale_out.py --only workers
+    python perf/scale_out.py --only workers --load 1000 2000 --batch --duration 8
 
 ``backends``: rawsse with its in-process producer, on the memory backend and on a real
 redis-server (started here, no persistence), at 1000 subscribers x 100 events/s and
@@ -102,6 +103,9 @@ def main() -> None:
         "--load", type=float, nargs=2, metavar=("CLIENTS", "RATE"),
         help="one load instead of the defaults (both comparisons)",
     )  # fmt: skip
+    parser.add_argument(
+        "--batch", action="store_true", help="workers: publish as one streamed NDJSON request"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: list[dict[str, object]] = []
@@ -133,8 +137,12 @@ def main() -> None:
                         flush(url)
                         chosen = workers_target(url, count, redis.pid)
                         clients, rate = args.load or WORKERS_LOAD
-                        r = run(chosen, clients=int(clients), rate=rate, duration=args.duration)
-                        r["label"] = f"{count} worker(s), redis, http"
+                        r = run(
+                            chosen, clients=int(clients), rate=rate, duration=args.duration,
+                            publisher_args=["--batch", "--path", "/publish"] if args.batch else (),
+                        )  # fmt: skip
+                        form = "batch" if args.batch else "http"
+                        r["label"] = f"{count} worker(s), redis, {form}"
                         results.append(r)
                         print(row(str(r["label"]), r, base), flush=True)
                         base = base or r
