@@ -16,12 +16,11 @@ rounds of the per-round ratio gzip / plain (and p99 over the floor's).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Target, minimal, rawsse, run, save
+from harness import Target, median_ratio, minimal, rawsse, run, save_rounds
 
 
 def measures(flush_delay: str) -> dict[str, Target]:
@@ -72,21 +71,16 @@ def main() -> None:
             )
         rounds.append(results)
 
-    def ratio(key: str, a: str, b: str) -> float:
-        return statistics.median(float(r[a][key]) / float(r[b][key]) for r in rounds)  # type: ignore[arg-type]
-
     summary = {
-        "bytes gzip / plain": ratio("wire_bytes_per_delivery", "gzip", "plain"),
-        "server CPU gzip / plain": ratio("server_cpu_share", "gzip", "plain"),
-        "p99 gzip / plain": ratio("p99_ms", "gzip", "plain"),
-        "p99 plain / floor": ratio("p99_ms", "plain", "floor"),
-        "p99 gzip / floor": ratio("p99_ms", "gzip", "floor"),
+        "bytes gzip / plain": median_ratio(rounds, "gzip", "plain", "wire_bytes_per_delivery"),
+        "server CPU gzip / plain": median_ratio(rounds, "gzip", "plain", "server_cpu_share"),
+        "p99 gzip / plain": median_ratio(rounds, "gzip", "plain", "p99_ms"),
+        "p99 plain / floor": median_ratio(rounds, "plain", "floor", "p99_ms"),
+        "p99 gzip / floor": median_ratio(rounds, "gzip", "floor", "p99_ms"),
     }
     for key, value in summary.items():
         print(f"{key:>26}: {value:.3f}")
-    report = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}
-    path = save({**report, "summary": summary}, "compression", args.json)
-    print(f"written to {path}")
+    print(f"written to {save_rounds(args, rounds, summary, 'compression')}")
 
 
 if __name__ == "__main__":

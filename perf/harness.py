@@ -15,10 +15,12 @@ used over 90 % of its core is marked invalid, since it then measures itself.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -434,6 +436,28 @@ def print_figures(result: dict[str, object]) -> None:
             print(f"{key:>24}: {value:.3f}")
         else:
             print(f"{key:>24}: {value}")
+
+
+def median_ratio(
+    rounds: Sequence[dict[str, dict[str, object]]], top: str, bottom: str, figure: str
+) -> float:
+    """The median over ``rounds`` of each round's ``figure`` of ``top`` over ``bottom``:
+    measures run in the same round share the machine's state of the moment."""
+    return statistics.median(
+        float(r[top][figure]) / float(r[bottom][figure])  # type: ignore[arg-type]
+        for r in rounds
+    )
+
+
+def save_rounds(
+    args: argparse.Namespace,
+    rounds: Sequence[dict[str, dict[str, object]]],
+    summary: dict[str, float],
+    name: str,
+) -> Path:
+    """Write a script's arguments, its rounds and their summary (see :func:`save`)."""
+    report = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}
+    return save({**report, "summary": summary}, name, getattr(args, "json", None))
 
 
 def save(result: object, name: str, path: Path | None = None) -> Path:

@@ -24,12 +24,11 @@ ratios named in the summary.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Target, minimal, rawsse, run, save
+from harness import Target, median_ratio, minimal, rawsse, run, save_rounds
 
 #: label -> (server, --flush-delay, publisher arguments)
 MEASURES: dict[str, tuple[str, str, list[str]]] = {
@@ -98,14 +97,9 @@ def main() -> None:
     summary: dict[str, float] = {}
     for name, top, bottom, figure in RATIOS:
         if top in names and bottom in names:
-            summary[name] = statistics.median(
-                float(r[top][figure]) / float(r[bottom][figure])  # type: ignore[arg-type]
-                for r in rounds
-            )
+            summary[name] = median_ratio(rounds, top, bottom, figure)
             print(f"{name:>36}: {summary[name]:.3f}")
-    report = {"args": {k: str(v) for k, v in vars(args).items()}, "rounds": rounds}
-    path = save({**report, "summary": summary}, "pacing", args.json)
-    print(f"written to {path}")
+    print(f"written to {save_rounds(args, rounds, summary, 'pacing')}")
 
 
 if __name__ == "__main__":
