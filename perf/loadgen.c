@@ -91,12 +91,25 @@ static void record(int64_t latency_ns) {
     received++;
 }
 
+/* The first "data: " in [p, end): memchr for its 'd' (vectorised in glibc), then the
+ * rest compared by hand. glibc's memmem took three quarters of the generator's time at
+ * 10 M events/s; a 'd' is found about twice an event ("id:", "data:"). */
+static const char *find_mark(const char *p, const char *end) {
+    while (end - p >= MARK_LEN) {
+        const char *d = memchr(p, 'd', (size_t)(end - p - (MARK_LEN - 1)));
+        if (d == NULL) return NULL;
+        if (d[1] == 'a' && d[2] == 't' && d[3] == 'a' && d[4] == ':' && d[5] == ' ') return d;
+        p = d + 1;
+    }
+    return NULL;
+}
+
 /* Scan buf[0..len) for events; keep an unfinished tail (in tail, tail_len) for the next. */
 static void scan_into(client_t *c, const char *buf, size_t len, int64_t now, char *tail,
                       int *tail_len) {
     size_t start = 0;
     for (;;) {
-        const char *at = memmem(buf + start, len - start, MARK, MARK_LEN);
+        const char *at = find_mark(buf + start, buf + len);
         if (at == NULL) {
             size_t keep = len - start < MARK_LEN - 1 ? len - start : MARK_LEN - 1;
             memcpy(tail, buf + len - keep, keep);

@@ -129,7 +129,7 @@ class Fanout:
             return
         private, self._private = self._private, False
         started = time.monotonic()
-        self.pacing.begin(started, self.load.sample)
+        self.pacing.begin(started, self.load.sample, sum(self._published_count))
         groups: set[Group] = set()
         for topic in dirty:
             groups.update(topic.groups)

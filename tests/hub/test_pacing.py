@@ -7,11 +7,13 @@ import pytest
 
 from rawsse.config import MAX_ADAPTIVE_FLUSH_DELAY
 from rawsse.hub.pacing import (
+    AMORTIZED,
     BUSY_FROM,
     GAIN_RISE,
     IDLE_FROM,
     MAX_GAIN,
     MEASURE_EVERY,
+    SATURATED,
     FlushPacing,
 )
 
@@ -30,13 +32,13 @@ class Load:
 
 
 def cycles(pacing: FlushPacing, load: Load, *, count: int, share: float, took: float,
-           start: float = 1.0, period: float = 0.1) -> float:  # fmt: skip
-    """``count`` flushes ``period`` apart, each taking ``took``, the loop running
-    ``share`` of each cycle; the time after the last."""
+           start: float = 1.0, period: float = 0.1, events: int = 1) -> float:  # fmt: skip
+    """``count`` flushes of ``events`` events ``period`` apart, each taking ``took``, the
+    loop running ``share`` of each cycle; the time after the last."""
     at = start
     for _ in range(count):
         load.ran += share * period
-        pacing.begin(at, load)
+        pacing.begin(at, load, events)
         pacing.end(at + took)
         at += period
     return at
@@ -64,7 +66,7 @@ def test_a_busy_loop_waits_longer_and_longer_up_to_the_cap() -> None:
     pacing, load = FlushPacing(None), Load()
     cycles(pacing, load, count=2, share=1.0, took=0.01)
     assert pacing.gain <= GAIN_RISE  # the first busy cycles count little: smoothed
-    at = cycles(pacing, load, count=40, share=1.0, took=0.01, start=2.0)
+    at = cycles(pacing, load, count=60, share=1.0, took=0.01, start=2.0)
     assert pacing.busy > BUSY_FROM and pacing.gain == MAX_GAIN
     assert pacing.delay == pytest.approx(0.01 * MAX_GAIN)
     assert pacing.wait(at - 0.1 + 0.01) == pytest.approx(0.01 * MAX_GAIN)  # after the end
@@ -86,6 +88,25 @@ def test_the_gain_settles_where_the_loop_is_in_its_band() -> None:
     assert 0 < pacing.gain < settled  # down by small steps
     cycles(pacing, load, count=80, share=0.2, took=0.01, start=at)
     assert pacing.gain == 0.0 and pacing.delay == 0.0
+
+
+def test_flushes_that_carry_many_events_wait_less() -> None:
+    """A busy loop whose flushes already carry ``AMORTIZED`` events or more (an
+    in-process producer of thousands a second) lowers the gain: waiting would save few
+    writes for its latency."""
+    pacing, load = FlushPacing(None), Load()
+    at = cycles(pacing, load, count=60, share=0.9, took=0.01)
+    assert pacing.gain == MAX_GAIN
+    at = cycles(pacing, load, count=80, share=0.9, took=0.01, start=at, events=AMORTIZED * 2)
+    assert pacing.gain == 0.0 and pacing.per_flush >= AMORTIZED
+
+
+def test_a_saturated_loop_waits_longer_whatever_its_flushes_carry() -> None:
+    """With no time to spare (publishers over HTTP get in only between flushes), the
+    gain rises even when flushes carry many events."""
+    pacing, load = FlushPacing(None), Load()
+    cycles(pacing, load, count=80, share=1.0, took=0.01, events=AMORTIZED * 2)
+    assert pacing.busy >= SATURATED and pacing.gain == MAX_GAIN
 
 
 def test_one_slow_flush_does_not_make_the_next_wait_long() -> None:
