@@ -7,7 +7,9 @@ chunked and close-delimited bodies; then httpx-sse and curl ``--compressed``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import subprocess
 import time
 from typing import Any
@@ -89,6 +91,7 @@ async def test_a_stream_that_accepts_gzip_gets_each_event_compressed_at_once(
         (True, "br, identity", False, True),
         (True, "br;q=1, *;q=0.1", True, True),
         (True, "GZIP", True, True),
+        (True, "gzip;q=oops", False, True),  # a malformed weight: sent as it is
         (False, "gzip", False, False),
     ],
 )
@@ -289,4 +292,30 @@ async def test_curl_compressed_reads_each_event_as_it_comes() -> None:
         finally:
             process.terminate()
             await process.wait()
+        await wait_for(lambda: hub.subscriber_count == 0)
+
+
+async def test_a_compressed_stream_that_stops_reading_is_dropped_and_leaves_nothing() -> None:
+    """The drop rules hold for compressed streams: one that never reads falls over
+    ``max_buffer`` and is aborted, while a reading member of the same group goes on."""
+    config = compressing(max_buffer=100_000, write_high_water=10_000)
+    async with running_server(config) as server:
+        hub = server.hub
+        reader = await GzipStream.open(server.port, "/events?topic=t")
+        stuck = await GzipStream.open(server.port, "/events?topic=t")
+        await wait_for(lambda: hub.subscriber_count == 2)
+        deadline = time.monotonic() + scaled(10)
+        count = 0
+        while hub.metrics.disconnects.get("slow_buffer", 0) == 0:
+            assert time.monotonic() < deadline, "the stuck stream was never dropped"
+            # Random text: it compresses little, so the stuck stream's buffer fills.
+            hub.publish("t", base64.b64encode(os.urandom(30_000)).decode())
+            count += 1
+            await reader.wait_events(count, timeout=10)
+        await wait_for(lambda: hub.subscriber_count == 1)
+        sent = hub.publish("t", "after the drop")
+        (*_, last) = await reader.wait_events(count + 1)
+        assert (last.data, last.last_event_id) == ("after the drop", sent)
+        for stream in (reader, stuck):
+            await stream.close()
         await wait_for(lambda: hub.subscriber_count == 0)
