@@ -124,8 +124,8 @@ async def main(args: argparse.Namespace) -> None:
 async def batch_main(args: argparse.Namespace) -> None:
     """``--batch``: one connection, one chunked request of newline-delimited JSON
     events, written ``--lines`` at a time as fast as the server reads them (or as they
-    fall due at ``--rate``), for ``--duration`` seconds; then the ``end`` event, and
-    the answer's lines counted."""
+    fall due at ``--rate``, one write a ``--tick`` at most), for ``--duration`` seconds;
+    then the ``end`` event, and the answer's lines counted."""
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection("127.0.0.1", args.port)
     head = [f"POST {args.path} HTTP/1.1", "Host: bench", "Transfer-Encoding: chunked"]
@@ -147,7 +147,10 @@ async def batch_main(args: argparse.Namespace) -> None:
             due = int((now - start) / interval) + 1
             count = min(count, due - sent)
             if count <= 0:
-                await asyncio.sleep(start + (sent + 1) * interval - now)
+                # Nothing due: sleep until the next line is, but at least --tick, so that
+                # a fast rate goes a few lines a write, as a producer that batches would
+                # write it, not one wake-up (and one read on the server) a line.
+                await asyncio.sleep(max(start + (sent + 1) * interval - now, args.tick))
                 continue
         # At --rate, stamped with when the first of these lines was due (as above).
         due = start_ns + round(sent * interval * 1e9) if args.rate else time.monotonic_ns()
@@ -187,6 +190,9 @@ if __name__ == "__main__":
     parser.add_argument("--batch", action="store_true", help="one chunked NDJSON request")
     parser.add_argument("--topic", default="bench", help="--batch: the events' topic")
     parser.add_argument("--lines", type=int, default=200, help="--batch: lines per write")
+    parser.add_argument(
+        "--tick", type=float, default=0.001, help="--batch: least seconds between writes"
+    )
     args = parser.parse_args()
     try:
         import uvloop
