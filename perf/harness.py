@@ -356,11 +356,13 @@ def rawsse(producer: str = "inproc", *extra: str) -> Target:
     )
 
 
-def minimal(mode: str) -> Target:
+def minimal(mode: str, producer: str = "inproc") -> Target:
+    """The minimal server (``peers/minimal_server.py``): an in-process producer, or fed
+    by HTTP publishers (``minimal-MODE-http``)."""
     return Target(
-        name=f"minimal-{mode}",
+        name=f"minimal-{mode}" if producer == "inproc" else f"minimal-{mode}-http",
         command=[sys.executable, str(HERE / "peers" / "minimal_server.py"), "--mode", mode],
-        producer="inproc",
+        producer=producer,
     )
 
 

@@ -9,6 +9,8 @@ Each round runs, in turn (the first measure changes from round to round):
 
 - ``floor``: the minimal server writing each tick's events once per client
   (``minimal-batched``);
+- ``floor-http``: the same minimal server fed like ``http-0`` (its events written once
+  per client per loop iteration): the floor for publishing over HTTP;
 - ``inproc-0`` and ``inproc-auto``: rawsse publishing in-process (``Hub.publish`` from
   a timer), with ``--flush-delay 0`` and the default;
 - ``http-0`` and ``http-auto``: rawsse fed by ``publisher.py``, one ``POST /publish`` an
@@ -33,6 +35,7 @@ from harness import Target, median_ratio, minimal, rawsse, run, save_rounds
 #: label -> (server, --flush-delay, publisher arguments)
 MEASURES: dict[str, tuple[str, str, list[str]]] = {
     "floor": ("minimal-batched", "0", []),
+    "floor-http": ("minimal-batched-http", "0", []),
     "inproc-0": ("inproc", "0", []),
     "inproc-auto": ("inproc", "auto", []),
     "http-0": ("http", "0", []),
@@ -48,12 +51,16 @@ RATIOS = [
     ("p99 http default / inproc 0", "http-auto", "inproc-0", "p99_ms"),
     ("p99 http / inproc, default", "http-auto", "inproc-auto", "p99_ms"),
     ("p99 inproc default / floor", "inproc-auto", "floor", "p99_ms"),
+    ("p99 http default / http floor", "http-auto", "floor-http", "p99_ms"),
+    ("CPU http default / http floor", "http-auto", "floor-http", "server_cpu_share"),
     ("p99 batch default / inproc default", "batch-auto", "inproc-auto", "p99_ms"),
 ]
 
 
 def target(label: str) -> Target:
     server, flush_delay, _ = MEASURES[label]
+    if server == "minimal-batched-http":
+        return minimal("batched", "http")
     if server.startswith("minimal-"):
         return minimal(server.removeprefix("minimal-"))
     return rawsse(server, "--flush-delay", flush_delay)

@@ -82,11 +82,16 @@ def test_pacing_measures_every_publishing_form(tmp_path: Path) -> None:
         "pacing", tmp_path, "--clients", "20", "--rate", "50", "--duration", "1", "--repeat", "1"
     )
     (results,) = report["rounds"]
-    assert list(results) == ["floor", "inproc-0", "inproc-auto", "http-0", "http-auto",
-                             "batch-auto"]  # fmt: skip
+    assert list(results) == ["floor", "floor-http", "inproc-0", "inproc-auto", "http-0",
+                             "http-auto", "batch-auto"]  # fmt: skip
     for label, figures in results.items():
         (assert_batch_delivered if label == "batch-auto" else assert_delivered)(figures, 20, 50)
-    assert set(report["summary"]) >= {"CPU http / inproc, flush 0", "p99 http / inproc, default"}
+    assert set(report["summary"]) >= {
+        "CPU http / inproc, flush 0",
+        "p99 http / inproc, default",
+        "CPU http default / http floor",
+    }
+    assert results["floor-http"]["server"] == "minimal-batched-http"
     assert "CPU http / inproc, default:" in stdout
 
 
