@@ -51,6 +51,8 @@ RATIOS = [
     ("p99 http default / inproc 0", "http-auto", "inproc-0", "p99_ms"),
     ("p99 http / inproc, default", "http-auto", "inproc-auto", "p99_ms"),
     ("p99 inproc default / floor", "inproc-auto", "floor", "p99_ms"),
+    ("CPU http floor / floor", "floor-http", "floor", "server_cpu_share"),
+    ("CPU http / http floor, flush 0", "http-0", "floor-http", "server_cpu_share"),
     ("p99 http default / http floor", "http-auto", "floor-http", "p99_ms"),
     ("CPU http default / http floor", "http-auto", "floor-http", "server_cpu_share"),
     ("p99 batch default / inproc default", "batch-auto", "inproc-auto", "p99_ms"),
