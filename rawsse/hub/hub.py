@@ -160,6 +160,12 @@ class Hub:
             return result.id
         return self._published(result)
 
+    def publish_awaited(self) -> None:
+        """Note that an event was published by a request whose client waits for the
+        answer before it sends the next: the adaptive flush delay leaves such events
+        out of what makes flushes amortized (:mod:`rawsse.hub.pacing`)."""
+        self.pacing.awaited += 1
+
     async def _published(self, pending: Awaitable[Record]) -> str:
         record = await pending
         self.metrics.events_published += 1

@@ -13,7 +13,11 @@ lowers the gain (at 0 it flushes at once, adding no latency); a loop short of ti
 raises it, so that what arrives during the wait goes out in the same writes: fewer
 writes, and time for reading (publishes over HTTP come in while it waits). Flushes that
 already carry ``AMORTIZED`` events each share their writes enough: the gain falls,
-unless the loop is ``SATURATED``. It pays as much latency as the load needs, no more:
+unless the loop is ``SATURATED``. Events whose publisher waits for the answer (one
+request an event, ``awaited``) do not count: such publishers get in only while the loop
+waits, so their flushes fill because it waits, and a saturated loop they feed doubles
+the gain at once (a backlog of their requests grows while it rises a step at a time).
+It pays as much latency as the load needs, no more:
 measured at 1000 subscribers (perf/README, #22), a publish-over-HTTP fan-out at 100
 events/s, which flushing at once keeps at 92 % of a core, costs a third less CPU for a
 tenth more latency; 2000 events/s published as a batch are all delivered with a p99
@@ -56,6 +60,8 @@ MAX_GAIN = 2.0
 #: Events a flush carries (smoothed) from which its writes are shared enough: waiting
 #: longer would save few writes for the latency it costs, so the gain falls instead (an
 #: in-process producer of thousands of events a second fills its flushes by itself).
+#: Awaited events are left out: a publisher a request an event fills flushes only as
+#: long as the loop waits for it.
 AMORTIZED = 8
 
 #: A loop busy this share of its time has none to spare: it waits longer whatever its
@@ -80,16 +86,20 @@ class FlushPacing:
     Attributes:
         busy: the smoothed busy share of the loop (adaptive only).
         gain: the adaptive delay as a share of the last flush's duration.
+        per_flush: the events a flush carries, less the awaited ones (smoothed).
+        awaited: events published since the last flush by a request whose client waits
+            for the answer (counted by the server, :meth:`Hub.publish_awaited`).
     """
 
-    __slots__ = ("fixed", "busy", "gain", "per_flush", "_began", "_ended", "_took", "_measured_at",
-                 "_ran", "_waited")  # fmt: skip
+    __slots__ = ("fixed", "busy", "gain", "per_flush", "awaited", "_began", "_ended", "_took",
+                 "_measured_at", "_ran", "_waited")  # fmt: skip
 
     def __init__(self, fixed: float | None) -> None:
         self.fixed = fixed
         self.busy = 0.0
         self.gain = 0.0
         self.per_flush = 1.0
+        self.awaited = 0
         self._began = 0.0  # when the last flush began
         self._ended = 0.0  # when it ended
         self._took = 0.0  # how long it took
@@ -121,15 +131,17 @@ class FlushPacing:
         return self._ended + self.delay - now
 
     def begin(self, at: float, sample: LoadSample, events: int = 1) -> None:
-        """A flush begins at ``at``. With the adaptive delay, the busy share of the
-        cycle that ends here (the last flush, and whatever the loop did and did not do
-        until this one) is folded into the smoothed share, which moves the gain (up
-        fast, down slowly: a loop short of time falls behind at once); flushes closer
-        together than ``MEASURE_EVERY`` count as one cycle and take no sample."""
+        """A flush of ``events`` begins at ``at``. With the adaptive delay, the busy
+        share of the cycle that ends here (the last flush, and whatever the loop did and
+        did not do until this one) is folded into the smoothed share, which moves the
+        gain; flushes closer together than ``MEASURE_EVERY`` count as one cycle and take
+        no sample."""
         self._began = at
         if self.fixed is not None:
             return
-        self.per_flush += (events - self.per_flush) * BUSY_WEIGHT
+        unawaited = max(0, events - self.awaited)
+        self.awaited = 0
+        self.per_flush += (unawaited - self.per_flush) * BUSY_WEIGHT
         if at - self._measured_at < MEASURE_EVERY:
             return
         ran, waited = sample()
@@ -139,7 +151,9 @@ class FlushPacing:
             share = min(1.0, (ran - self._ran) / span)
             self.busy += (share - self.busy) * BUSY_WEIGHT
             amortized = self.per_flush >= AMORTIZED
-            if self.busy >= SATURATED or (self.busy > BUSY_FROM and not amortized):
+            if self.busy >= SATURATED and not amortized:
+                self.gain = min(MAX_GAIN, max(GAIN_RISE, self.gain * 2))
+            elif self.busy >= SATURATED or (self.busy > BUSY_FROM and not amortized):
                 self.gain = min(MAX_GAIN, self.gain + GAIN_RISE)
             elif self.busy < IDLE_FROM or amortized:
                 self.gain = max(0.0, self.gain - GAIN_FALL)

@@ -64,6 +64,7 @@ def publish_and_answer(
         raise refusal_of(exc) from None
     except BackendUnavailable as exc:
         raise server.admission.backend_unavailable(str(exc)) from None
+    server.hub.publish_awaited()
     if isinstance(result, str):
         return answer(result)
     return _answer_later(server, result, answer)

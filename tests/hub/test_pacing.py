@@ -32,12 +32,15 @@ class Load:
 
 
 def cycles(pacing: FlushPacing, load: Load, *, count: int, share: float, took: float,
-           start: float = 1.0, period: float = 0.1, events: int = 1) -> float:  # fmt: skip
-    """``count`` flushes of ``events`` events ``period`` apart, each taking ``took``, the
-    loop running ``share`` of each cycle; the time after the last."""
+           start: float = 1.0, period: float = 0.1, events: int = 1,
+           awaited: int = 0) -> float:  # fmt: skip
+    """``count`` flushes of ``events`` events (``awaited`` of them published by requests
+    waiting for their answers) ``period`` apart, each taking ``took``, the loop running
+    ``share`` of each cycle; the time after the last."""
     at = start
     for _ in range(count):
         load.ran += share * period
+        pacing.awaited += awaited
         pacing.begin(at, load, events)
         pacing.end(at + took)
         at += period
@@ -61,7 +64,7 @@ def test_a_loop_with_time_to_spare_flushes_at_once() -> None:
 
 
 def test_a_busy_loop_waits_longer_and_longer_up_to_the_cap() -> None:
-    """Short of time, the gain rises a step a sample, to ``MAX_GAIN`` times the
+    """Short of time, the gain rises sample after sample, to ``MAX_GAIN`` times the
     (smoothed) flush duration, and never past ``MAX_ADAPTIVE_FLUSH_DELAY``."""
     pacing, load = FlushPacing(None), Load()
     cycles(pacing, load, count=2, share=1.0, took=0.01)
@@ -107,6 +110,35 @@ def test_a_saturated_loop_waits_longer_whatever_its_flushes_carry() -> None:
     pacing, load = FlushPacing(None), Load()
     cycles(pacing, load, count=80, share=1.0, took=0.01, events=AMORTIZED * 2)
     assert pacing.busy >= SATURATED and pacing.gain == MAX_GAIN
+
+
+def test_events_whose_publishers_await_their_answers_do_not_amortize_a_flush() -> None:
+    """Flushes full of events published a request each (their publishers get in only
+    while the loop waits) keep the gain that lets them in; the same flushes filled by a
+    producer that does not wait lower it."""
+    awaited, load = FlushPacing(None), Load()
+    cycles(awaited, load, count=80, share=0.9, took=0.01, events=AMORTIZED * 4,
+           awaited=AMORTIZED * 4)  # fmt: skip
+    assert awaited.gain == MAX_GAIN and awaited.per_flush < 1
+    unawaited, load = FlushPacing(None), Load()
+    cycles(unawaited, load, count=80, share=0.9, took=0.01, events=AMORTIZED * 4)
+    assert unawaited.gain == 0.0 and unawaited.per_flush >= AMORTIZED
+
+
+def test_a_saturated_loop_fed_by_awaiting_requests_doubles_its_gain() -> None:
+    """A load that comes at once (a backlog of requests grows while the gain rises a
+    step a sample) is met in a few samples: the gain doubles while the loop is
+    saturated and its flushes are not amortized."""
+    pacing, load = FlushPacing(None), Load()
+    at = cycles(pacing, load, count=20, share=1.0, took=0.01, events=50, awaited=50)
+    assert pacing.busy >= SATURATED
+    saturated_at = pacing.gain
+    cycles(pacing, load, count=1, share=1.0, took=0.01, events=50, awaited=50, start=at)
+    assert pacing.gain == min(MAX_GAIN, saturated_at * 2)
+    assert pacing.gain == MAX_GAIN  # within the 20 samples; a step each would need 40
+    amortized, load = FlushPacing(None), Load()
+    cycles(amortized, load, count=20, share=1.0, took=0.01, events=50)
+    assert 0 < amortized.gain <= 11 * GAIN_RISE  # a step a sample once saturated
 
 
 def test_one_slow_flush_does_not_make_the_next_wait_long() -> None:

@@ -329,3 +329,23 @@ async def test_a_duplicate_id_in_a_batch_is_answered_409_and_published_once() ->
         assert first == {"id": "order-1"} and "id" in last
         assert duplicate["status"] == 409 and "already" in duplicate["error"]
         assert server.hub.metrics.events_published == 2
+
+
+async def test_single_publishes_count_as_awaited_for_the_flush_pacing_and_lines_do_not() -> None:
+    """A request an event is answered before its publisher sends the next: the adaptive
+    flush delay must not read its full flushes as amortized (hub/pacing.py). A batch's
+    lines stream on without waiting. No one subscribes, so no flush resets the count."""
+    async with running_server() as server:
+        pacing = server.hub.pacing
+        single = "\r\n".join(["POST /publish?topic=a HTTP/1.1", "Host: t", AUTH,
+                              "Content-Length: 1", "", "x"]).encode()  # fmt: skip
+        for _ in range(3):
+            assert (await exchange(server.port, single, method=b"POST")).status == 200
+        assert pacing.awaited == 3
+        body = lines(*({"topic": "a", "data": n} for n in range(5)))
+        answer = await exchange(server.port, batch(body), method=b"POST")
+        assert answer.status == 200 and len(answers(answer.body)) == 5
+        assert pacing.awaited == 3 and server.hub.metrics.events_published == 8
+        refused = single.replace(AUTH.encode(), b"Authorization: Bearer wrong")
+        assert (await exchange(server.port, refused, method=b"POST")).status == 401
+        assert pacing.awaited == 3  # nothing published, nothing counted
