@@ -104,6 +104,44 @@ static const char *find_mark(const char *p, const char *end) {
     return NULL;
 }
 
+/* The 20-digit stamp at p, or 0 when any of its characters is not a digit. Eight digits
+ * at a time (SWAR, as simdjson parses them): the loop a digit at a time took a fifth of
+ * the generator's time at 10 M events/s. */
+static int eight_digits(const char *p, uint64_t *out) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v -= 0x3030303030303030ULL;
+    /* each byte 0-9: adding 0x76 sets no high bit; anything else sets one */
+    if ((v | (v + 0x7676767676767676ULL)) & 0x8080808080808080ULL) return 0;
+    v = v * 10 + (v >> 8);
+    v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+         (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >> 32;
+    *out = v;
+    return 1;
+}
+
+static int parse_stamp(const char *p, int64_t *stamp) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && STAMP == 20
+    uint64_t high, middle;
+    if (!eight_digits(p, &high) || !eight_digits(p + 8, &middle)) return 0;
+    int64_t low = 0;
+    for (int i = 16; i < 20; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        low = low * 10 + (p[i] - '0');
+    }
+    *stamp = (int64_t)(high * 1000000000000ULL + middle * 10000ULL) + low;
+    return 1;
+#else
+    int64_t value = 0;
+    for (int i = 0; i < STAMP; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        value = value * 10 + (p[i] - '0');
+    }
+    *stamp = value;
+    return 1;
+#endif
+}
+
 /* Scan buf[0..len) for events; keep an unfinished tail (in tail, tail_len) for the next. */
 static void scan_into(client_t *c, const char *buf, size_t len, int64_t now, char *tail,
                       int *tail_len) {
@@ -129,14 +167,8 @@ static void scan_into(client_t *c, const char *buf, size_t len, int64_t now, cha
             *tail_len = (int)keep;
             return;
         }
-        int64_t stamp = 0;
-        int ok = 1;
-        for (int i = 0; i < STAMP; i++) {
-            char d = buf[field + i];
-            if (d < '0' || d > '9') { ok = 0; break; }
-            stamp = stamp * 10 + (d - '0');
-        }
-        if (ok) record(now - stamp);
+        int64_t stamp;
+        if (parse_stamp(buf + field, &stamp)) record(now - stamp);
         start = field + STAMP;
     }
 }
