@@ -11,18 +11,20 @@ its time: the share of its time the loop's thread ran from one flush's start to 
 next, less its waits for a CPU, smoothed over a few flushes. A loop with time to spare
 lowers the gain (at 0 it flushes at once, adding no latency); a loop short of time
 raises it, so that what arrives during the wait goes out in the same writes: fewer
-writes, and time for reading (publishes over HTTP come in while it waits). Flushes that
-already carry ``AMORTIZED`` events each share their writes enough: the gain falls,
-unless the loop is ``SATURATED``. Events whose publisher waits for the answer (one
-request an event, ``awaited``) do not count: such publishers get in only while the loop
-waits, so their flushes fill because it waits, and a saturated loop they feed doubles
-the gain at once (a backlog of their requests grows while it rises a step at a time).
-It pays as much latency as the load needs, no more:
-measured at 1000 subscribers (perf/README, #22), a publish-over-HTTP fan-out at 100
-events/s, which flushing at once keeps at 92 % of a core, costs a third less CPU for a
-tenth more latency; 2000 events/s published as a batch are all delivered with a p99
-under 50 ms; 10 000 events/s published in-process keep within 1.5 times the latency of
-a minimal server.
+writes, and time for reading (publishes over HTTP come in while it waits).
+
+Flushes that already carry ``AMORTIZED`` events each share their writes enough: the
+gain falls, busy or not, since a producer that fills its flushes by itself (in-process,
+or a batch request) makes them grow with what it has to send, and a wait would only add
+latency. Events whose publisher waits for the answer (one request an event,
+``awaited``) do not count: such publishers get in only while the loop waits, so their
+flushes fill because it waits; and a loop they saturate doubles its gain each sample
+(``SATURATED``), since a backlog of their requests grows while it rises a step at a
+time. It pays as much latency as the load needs, no more: measured at 1000 subscribers
+(perf/README, #22), a publish-over-HTTP fan-out at 100 events/s, which flushing at once
+keeps at 92 % of a core, costs a quarter less CPU for a tenth more latency; 2000 and
+4000 events/s published as a batch are all delivered with a p99 under 50 ms; 10 000
+events/s published in-process keep within 1.5 times the latency of a minimal server.
 """
 
 from __future__ import annotations
@@ -64,9 +66,10 @@ MAX_GAIN = 2.0
 #: long as the loop waits for it.
 AMORTIZED = 8
 
-#: A loop busy this share of its time has none to spare: it waits longer whatever its
-#: flushes carry (publishers over HTTP, each waiting for its answer, get in only
-#: between flushes).
+#: A loop busy this share of its time has none to spare: if its flushes are not
+#: amortized, the gain doubles each sample instead of rising a step (publishers over
+#: HTTP, each waiting for its answer, get in only between flushes, and their backlog
+#: grows until the wait is long enough).
 SATURATED = 0.97
 
 #: The least time a sample of the loop's load spans: a sample is two system calls (a
@@ -151,12 +154,12 @@ class FlushPacing:
             share = min(1.0, (ran - self._ran) / span)
             self.busy += (share - self.busy) * BUSY_WEIGHT
             amortized = self.per_flush >= AMORTIZED
-            if self.busy >= SATURATED and not amortized:
-                self.gain = min(MAX_GAIN, max(GAIN_RISE, self.gain * 2))
-            elif self.busy >= SATURATED or (self.busy > BUSY_FROM and not amortized):
-                self.gain = min(MAX_GAIN, self.gain + GAIN_RISE)
-            elif self.busy < IDLE_FROM or amortized:
+            if amortized or self.busy < IDLE_FROM:
                 self.gain = max(0.0, self.gain - GAIN_FALL)
+            elif self.busy >= SATURATED:
+                self.gain = min(MAX_GAIN, max(GAIN_RISE, self.gain * 2))
+            elif self.busy > BUSY_FROM:
+                self.gain = min(MAX_GAIN, self.gain + GAIN_RISE)
         self._measured_at, self._ran, self._waited = at, ran, waited
 
     def end(self, at: float) -> None:
