@@ -22,7 +22,7 @@ flushes fill because it waits; and a loop they saturate doubles its gain each sa
 (``SATURATED``), since a backlog of their requests grows while it rises a step at a
 time. It pays as much latency as the load needs, no more: measured at 1000 subscribers
 (perf/README, #22), a publish-over-HTTP fan-out at 100 events/s, which flushing at once
-keeps at 92 % of a core, costs a quarter less CPU for a tenth more latency; 2000 and
+keeps at 92 % of a core, costs a quarter less CPU, with in-process latency; 2000 and
 4000 events/s published as a batch are all delivered with a p99 under 50 ms; 10 000
 events/s published in-process keep within 1.5 times the latency of a minimal server.
 """
