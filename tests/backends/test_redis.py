@@ -271,6 +271,32 @@ async def test_topics_are_subscribed_and_dropped_as_subscribers_come_and_go(
             assert [e.data for e in await reader.wait_count(1)] == ["again"]
 
 
+async def test_a_subscription_asked_for_as_the_connection_closes_leaves_nothing_behind(
+    redis: RedisServer,
+) -> None:
+    """A ``SUBSCRIBE`` scheduled in the iteration that closes the Pub/Sub connection is
+    not sent: sent after the pool's disconnect, it connected again and was left waiting
+    (a task left behind at a server's shutdown, seen in CI)."""
+    from rawsse.backends.redis.pubsub import PubSubConnection
+
+    subscribed: list[bytes] = []
+    pubsub = PubSubConnection(
+        redis.url, name="rawsse-test", timeout=scaled(5), on_connected=lambda: None,
+        on_subscribed=subscribed.append, on_message=lambda _c, _d: None,
+        on_lost=lambda _exc: None,
+    )  # fmt: skip
+    running = asyncio.get_running_loop().create_task(pubsub.run())
+    pubsub.subscribe(["rawsse-test:first"])
+    await wait_for(lambda: subscribed == [b"rawsse-test:first"])
+    pubsub.subscribe(["rawsse-test:late"])  # sent at the end of this iteration, were it open
+    await pubsub.close()
+    await asyncio.wait_for(running, scaled(5))
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert others == [] and subscribed == [b"rawsse-test:first"]
+    async with admin(redis) as client:
+        assert await client.execute_command("PUBSUB", "CHANNELS", "rawsse-test:*") == []
+
+
 async def test_history_is_trimmed_to_its_size_in_redis(redis: RedisServer) -> None:
     async with redis_servers(redis, 1, make_config(history=5)) as (server,), admin(redis) as c:
         for i in range(12):

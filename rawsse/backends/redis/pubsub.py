@@ -118,7 +118,7 @@ class PubSubConnection:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not self.connected:
+        if not self.connected or self._closed:
             return
         subscribe, self._subscribe = sorted(self._subscribe), set()
         unsubscribe, self._unsubscribe = sorted(self._unsubscribe), set()
@@ -227,9 +227,15 @@ class PubSubConnection:
             self._reader.cancel()
 
     async def close(self) -> None:
-        """Stop reconnecting and drop the connection."""
+        """Stop reconnecting and drop the connection, and the writes still on their way
+        (a write that ran after the pool's disconnect would connect again, and be left
+        waiting)."""
         self._closed = True
         self.drop()
+        writes = list(self._writes)
+        for task in writes:
+            task.cancel()
+        await asyncio.gather(*writes, return_exceptions=True)
         await self._pool.disconnect()
 
 
