@@ -162,8 +162,9 @@ class Hub:
 
     def publish_awaited(self) -> None:
         """Note that an event was published by a request whose client waits for the
-        answer before it sends the next: the adaptive flush delay leaves such events
-        out of what makes flushes amortized (:mod:`rawsse.hub.pacing`)."""
+        answer before it sends the next (rawsse's publish routes call it; so may an
+        embedding program's own front): the adaptive flush delay leaves such events out
+        of what makes flushes amortized (:mod:`rawsse.hub.pacing`)."""
         self.pacing.awaited += 1
 
     async def _published(self, pending: Awaitable[Record]) -> str:

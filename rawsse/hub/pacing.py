@@ -140,10 +140,10 @@ class FlushPacing:
         gain; flushes closer together than ``MEASURE_EVERY`` count as one cycle and take
         no sample."""
         self._began = at
-        if self.fixed is not None:
-            return
         unawaited = max(0, events - self.awaited)
         self.awaited = 0
+        if self.fixed is not None:
+            return
         self.per_flush += (unawaited - self.per_flush) * BUSY_WEIGHT
         if at - self._measured_at < MEASURE_EVERY:
             return

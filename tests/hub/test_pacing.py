@@ -49,8 +49,9 @@ def cycles(pacing: FlushPacing, load: Load, *, count: int, share: float, took: f
 
 def test_a_fixed_delay_is_kept_whatever_the_load() -> None:
     pacing, load = FlushPacing(0.2), Load()
-    cycles(pacing, load, count=5, share=1.0, took=0.3)
+    cycles(pacing, load, count=5, share=1.0, took=0.3, events=3, awaited=3)
     assert (pacing.adaptive, pacing.delay, load.samples) == (False, 0.2, 0)
+    assert pacing.awaited == 0  # counted for each flush, kept for none
     pacing.end(10.0)
     assert pacing.wait(10.05) == pytest.approx(0.15)
     assert pacing.wait(10.3) < 0  # long past: at once
