@@ -61,10 +61,10 @@ RATIOS = [
 
 def target(label: str) -> Target:
     server, flush_delay, _ = MEASURES[label]
-    if server == "minimal-batched-http":
-        return minimal("batched", "http")
     if server.startswith("minimal-"):
-        return minimal(server.removeprefix("minimal-"))
+        mode = server.removeprefix("minimal-")
+        fed = "http" if mode.endswith("-http") else "inproc"
+        return minimal(mode.removesuffix("-http"), fed)
     return rawsse(server, "--flush-delay", flush_delay)
 
 
